@@ -1,0 +1,199 @@
+//! SHA-256 on the fly: a reader that checks a payload file against its manifest checksum
+//! inside `read()`, so no caller can forget the check, and hashes large files on a second
+//! core while the first decompresses.
+
+use std::io::{self, Read};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::thread::JoinHandle;
+
+use sha2::{Digest, Sha256};
+
+use super::error::ArtifactError;
+
+/// Files at least this large are hashed on a worker thread.
+const OFFLOAD_MIN: u64 = 4 << 20;
+
+enum Hasher {
+    Inline(Sha256),
+    Worker {
+        tx: Option<SyncSender<Vec<u8>>>,
+        result: Receiver<[u8; 32]>,
+        handle: Option<JoinHandle<()>>,
+    },
+}
+
+impl Hasher {
+    fn new(size: u64) -> Self {
+        if size < OFFLOAD_MIN {
+            return Hasher::Inline(Sha256::new());
+        }
+        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(16);
+        let (rtx, result) = mpsc::sync_channel(1);
+        let handle = std::thread::spawn(move || {
+            let mut h = Sha256::new();
+            for chunk in rx {
+                h.update(&chunk);
+            }
+            let _ = rtx.send(h.finalize().into());
+        });
+        Hasher::Worker {
+            tx: Some(tx),
+            result,
+            handle: Some(handle),
+        }
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        match self {
+            Hasher::Inline(h) => h.update(data),
+            Hasher::Worker { tx, .. } => {
+                if let Some(tx) = tx {
+                    let _ = tx.send(data.to_vec());
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self) -> io::Result<[u8; 32]> {
+        match self {
+            Hasher::Inline(h) => Ok(std::mem::take(h).finalize().into()),
+            Hasher::Worker {
+                tx, result, handle, ..
+            } => {
+                tx.take();
+                let sum = result
+                    .recv()
+                    .map_err(|_| io::Error::other("hashing thread failed"))?;
+                if let Some(h) = handle.take() {
+                    let _ = h.join();
+                }
+                Ok(sum)
+            }
+        }
+    }
+}
+
+/// Reads exactly `size` bytes from the inner reader and, at the end, fails with a checksum
+/// error (as an `io::Error` wrapping [`ArtifactError::Checksum`]) unless their SHA-256 is
+/// `expected`.
+pub struct HashingReader<R> {
+    inner: R,
+    path: String,
+    expected: [u8; 32],
+    remaining: u64,
+    hasher: Hasher,
+    verified: bool,
+}
+
+impl<R: Read> HashingReader<R> {
+    /// Wraps `inner`, which must yield `size` bytes whose SHA-256 is `expected`.
+    pub fn new(inner: R, path: &str, size: u64, expected: [u8; 32]) -> Self {
+        HashingReader {
+            inner,
+            path: path.to_string(),
+            expected,
+            remaining: size,
+            hasher: Hasher::new(size),
+            verified: false,
+        }
+    }
+
+    fn verify(&mut self) -> io::Result<()> {
+        if self.verified {
+            return Ok(());
+        }
+        let actual = self.hasher.finish()?;
+        self.verified = true;
+        if actual != self.expected {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                ArtifactError::Checksum {
+                    path: self.path.clone(),
+                    expected: hex::encode(self.expected),
+                    actual: hex::encode(actual),
+                },
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reads and checks whatever the consumer left unread; returns the number of bytes.
+    pub fn drain(&mut self) -> io::Result<u64> {
+        io::copy(self, &mut io::sink())
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.remaining == 0 {
+            self.verify()?;
+            return Ok(0);
+        }
+        let want = buf
+            .len()
+            .min(self.remaining.min(usize::MAX as u64) as usize);
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{}: unexpected end of data", self.path),
+            ));
+        }
+        self.hasher.update(&buf[..n]);
+        self.remaining -= n as u64;
+        if self.remaining == 0 {
+            self.verify()?;
+        }
+        Ok(n)
+    }
+}
+
+/// SHA-256 of everything `r` yields, with the byte count.
+pub fn sha256_reader<R: Read>(mut r: R) -> io::Result<([u8; 32], u64)> {
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 256 << 10];
+    let mut total = 0u64;
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        h.update(&buf[..n]);
+        total += n as u64;
+    }
+    Ok((h.finalize().into(), total))
+}
+
+/// SHA-256 of a byte slice.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn good_data_passes_bad_fails() {
+        for size in [10usize, 5 << 20] {
+            let data = vec![7u8; size];
+            let sum = sha256(&data);
+            let mut r = HashingReader::new(&data[..], "x", size as u64, sum);
+            assert_eq!(r.drain().unwrap(), size as u64);
+            let mut bad = data.clone();
+            bad[size / 2] ^= 1;
+            let mut r = HashingReader::new(&bad[..], "x", size as u64, sum);
+            let err = r.drain().unwrap_err();
+            assert!(err.to_string().contains("checksum mismatch for x"), "{err}");
+        }
+    }
+
+    #[test]
+    fn short_input_is_an_error() {
+        let data = [1u8; 5];
+        let mut r = HashingReader::new(&data[..], "x", 6, sha256(&data));
+        assert_eq!(r.drain().unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+    }
+}

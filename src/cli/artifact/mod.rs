@@ -1,0 +1,83 @@
+//! `mender-artifact`: write, read, validate and sign Mender Artifacts, with upstream's
+//! command names, flags and short forms.
+
+use std::ffi::OsString;
+
+use clap::{Parser, Subcommand};
+
+use super::exit::{CliError, CliResult};
+
+pub mod keys;
+pub mod read;
+pub mod validate;
+pub mod write;
+mod write_defaults;
+
+/// Command-line definition of `mender-artifact`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "mender-artifact",
+    about = "Writes, reads, validates and signs Mender Artifacts (format v3)",
+    disable_version_flag = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// Print the version and exit
+    #[arg(short = 'v', long = "version", global = false)]
+    pub version: bool,
+    /// Compression for artifacts written (also accepted after the subcommand)
+    #[arg(long, hide = true, global = false)]
+    pub compression: Option<String>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write an artifact
+    #[command(subcommand)]
+    Write(Box<write::WriteCommand>),
+    /// Print what an artifact holds, checking every checksum
+    Read(read::ReadArgs),
+    /// Check an artifact's structure, checksums and (with -k) signature
+    Validate(validate::ValidateArgs),
+}
+
+/// Parses `args` (including the program name) and runs the command.
+pub fn run<I, T>(args: I) -> CliResult
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let argv: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let cli = match Cli::try_parse_from(&argv) {
+        Ok(c) => c,
+        Err(e) => {
+            let code = e.exit_code();
+            let _ = e.print();
+            return if code == 0 {
+                Ok(())
+            } else {
+                Err(CliError::new(code, String::new()))
+            };
+        }
+    };
+    if cli.version {
+        println!("mender-artifact version {}", env!("CARGO_PKG_VERSION"));
+        return Ok(());
+    }
+    let raw: Vec<String> = argv
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    match cli.command {
+        Some(Command::Write(w)) => write::run(*w, cli.compression.as_deref(), &raw),
+        Some(Command::Read(a)) => read::run(a),
+        Some(Command::Validate(a)) => validate::run(a),
+        None => {
+            let _ = <Cli as clap::CommandFactory>::command().print_help();
+            Err(CliError::usage("no command given"))
+        }
+    }
+}

@@ -1,0 +1,410 @@
+//! Both ways with upstream 3.9.0: what we write passes its `validate` and its `read` shows
+//! the same fields; what it wrote passes ours and our `read` prints what it prints.
+
+use std::path::Path;
+
+use crate::common::*;
+
+const UPSTREAM_FIXTURES: [&str; 14] = [
+    "rootfs-gzip",
+    "rootfs-lzma",
+    "rootfs-none",
+    "rootfs-v2",
+    "rootfs-swver",
+    "rootfs-scripts",
+    "module-image",
+    "module-none",
+    "module-nofiles",
+    "bootstrap",
+    "augmented",
+    "signed-rsa",
+    "signed-ecdsa",
+    "module-signed-none",
+];
+
+#[test]
+fn upstream_fixtures_pass_our_validate_and_read_the_same() {
+    let dir = tmp();
+    for name in UPSTREAM_FIXTURES {
+        let f = upstream_fixture(&format!("{name}.mender"));
+        let f = f.to_str().unwrap();
+        ma(dir.path(), &["validate", f]).ok();
+        let ours = ma(dir.path(), &["read", "--no-progress", f]).ok().stdout;
+        let theirs =
+            std::fs::read_to_string(upstream_fixture(&format!("{name}.read.txt"))).unwrap();
+        if name == "rootfs-scripts" {
+            // Upstream stores several scripts in random order; compare as sets of lines.
+            let mut a: Vec<&str> = ours.lines().collect();
+            let mut b: Vec<&str> = theirs.lines().collect();
+            a.sort();
+            b.sort();
+            assert_eq!(a, b, "{name}");
+        } else {
+            assert_eq!(ours, theirs, "read output of {name}");
+        }
+    }
+}
+
+/// Upstream's read of `ours`, with script order normalised.
+fn upstream_read(dir: &Path, file: &str) -> Vec<String> {
+    let out = upstream_ma(dir, &["read", "--no-progress", file])
+        .ok()
+        .stdout;
+    let mut lines: Vec<String> = out.lines().map(String::from).collect();
+    lines.sort();
+    lines
+}
+
+fn write_both(dir: &Path, name: &str, args: &[&str]) {
+    let ours_out = format!("ours-{name}.mender");
+    let theirs_out = format!("theirs-{name}.mender");
+    let mut a: Vec<&str> = args.to_vec();
+    a.extend(["-o", &ours_out]);
+    ma(dir, &a).ok();
+    let mut b: Vec<&str> = args.to_vec();
+    b.extend(["-o", &theirs_out]);
+    upstream_ma(dir, &b).ok();
+    upstream_ma(dir, &["validate", &ours_out]).ok();
+    let mut ours = upstream_read(dir, &ours_out);
+    let mut theirs = upstream_read(dir, &theirs_out);
+    // Only the payload mtimes may differ (none do: inputs have fixed mtimes).
+    ours.retain(|l| !l.contains("Reading Artifact"));
+    theirs.retain(|l| !l.contains("Reading Artifact"));
+    assert_eq!(ours, theirs, "upstream read of {name}");
+}
+
+#[test]
+fn our_artifacts_pass_upstream_validate_with_the_same_fields() {
+    let dir = tmp();
+    let d = dir.path();
+    let (rootfs, f1, f2, meta) = (
+        input("rootfs.img"),
+        input("file1.txt"),
+        input("file2.bin"),
+        input("meta-data.json"),
+    );
+    let scripts = input("scripts");
+    for comp in ["gzip", "lzma", "none"] {
+        write_both(
+            d,
+            &format!("rootfs-{comp}"),
+            &[
+                "write",
+                "rootfs-image",
+                "-f",
+                &rootfs,
+                "-t",
+                "qemux86-64",
+                "-t",
+                "other",
+                "-n",
+                "release-1",
+                "--compression",
+                comp,
+                "--no-progress",
+            ],
+        );
+    }
+    write_both(
+        d,
+        "rootfs-v2",
+        &[
+            "write",
+            "rootfs-image",
+            "-f",
+            &rootfs,
+            "-t",
+            "qemux86-64",
+            "-n",
+            "release-v2",
+            "-v",
+            "2",
+            "--no-progress",
+        ],
+    );
+    write_both(
+        d,
+        "rootfs-sw",
+        &[
+            "write",
+            "rootfs-image",
+            "-f",
+            &rootfs,
+            "-t",
+            "dev",
+            "-n",
+            "rel",
+            "--software-name",
+            "app",
+            "--software-version",
+            "2.0",
+            "--legacy-rootfs-image-checksum",
+            "-N",
+            "old",
+            "-g",
+            "grp",
+            "-G",
+            "oldgrp",
+            "--no-progress",
+        ],
+    );
+    write_both(
+        d,
+        "rootfs-scripts",
+        &[
+            "write",
+            "rootfs-image",
+            "-f",
+            &rootfs,
+            "-t",
+            "dev",
+            "-n",
+            "rel",
+            "-s",
+            &scripts,
+            "--no-progress",
+        ],
+    );
+    write_both(
+        d,
+        "rootfs-fs",
+        &[
+            "write",
+            "rootfs-image",
+            "-f",
+            &rootfs,
+            "-t",
+            "dev",
+            "-n",
+            "rel",
+            "--software-filesystem",
+            "data-partition",
+            "--software-name",
+            "app",
+            "--clears-provides",
+            "x.*",
+            "-p",
+            "rootfs-image.version:p",
+            "--software-version",
+            "sw",
+            "--no-progress",
+        ],
+    );
+    write_both(
+        d,
+        "module",
+        &[
+            "write",
+            "module-image",
+            "-T",
+            "my-module",
+            "-t",
+            "devA",
+            "-t",
+            "devB",
+            "-n",
+            "module-1.0",
+            "-f",
+            &f1,
+            "-f",
+            &f2,
+            "-m",
+            &meta,
+            "-p",
+            "my-module.config:a:b",
+            "-d",
+            "dep.key:v",
+            "--clears-provides",
+            "foo*",
+            "-N",
+            "p1",
+            "-N",
+            "p2",
+            "-g",
+            "g",
+            "-G",
+            "og",
+        ],
+    );
+    write_both(
+        d,
+        "module-nodefault",
+        &[
+            "write",
+            "module-image",
+            "-T",
+            "m",
+            "-t",
+            "d",
+            "-n",
+            "n",
+            "--no-default-software-version",
+        ],
+    );
+    write_both(
+        d,
+        "bootstrap",
+        &[
+            "write",
+            "bootstrap-artifact",
+            "-t",
+            "qemux86-64",
+            "-n",
+            "bootstrap-1",
+            "-p",
+            "custom.key:value",
+            "--clears-provides",
+            "custom.*",
+            "--no-progress",
+        ],
+    );
+    write_both(
+        d,
+        "augmented",
+        &[
+            "write",
+            "module-image",
+            "-T",
+            "orig",
+            "-t",
+            "dev",
+            "-n",
+            "aug-1",
+            "-f",
+            &f1,
+            "--augment-type",
+            "delta",
+            "--augment-file",
+            &input("update.delta"),
+            "--augment-provides",
+            "aug.p:1",
+            "--augment-depends",
+            "aug.d:2",
+            "--augment-meta-data",
+            &input("augment-meta-data.json"),
+        ],
+    );
+}
+
+#[test]
+fn module_manifest_is_byte_identical_to_upstream_uncompressed() {
+    let dir = tmp();
+    let d = dir.path();
+    let (f1, f2, meta) = (
+        input("file1.txt"),
+        input("file2.bin"),
+        input("meta-data.json"),
+    );
+    let common = [
+        "write",
+        "module-image",
+        "-T",
+        "my-module",
+        "-t",
+        "devA",
+        "-t",
+        "devB",
+        "-n",
+        "module-1.0",
+        "-f",
+        &f1,
+        "-f",
+        &f2,
+        "-m",
+        &meta,
+        "-p",
+        "a:b",
+        "-d",
+        "c:d",
+        "--clears-provides",
+        "x*",
+        "-N",
+        "p",
+        "-g",
+        "g",
+        "-G",
+        "h",
+        "--compression",
+        "none",
+    ];
+    let mut a = common.to_vec();
+    a.extend(["-o", "ours.mender"]);
+    ma(d, &a).ok();
+    let mut b = common.to_vec();
+    b.extend(["-o", "theirs.mender"]);
+    upstream_ma(d, &b).ok();
+    assert_eq!(
+        member(&d.join("ours.mender"), "manifest"),
+        member(&d.join("theirs.mender"), "manifest")
+    );
+    assert_eq!(
+        member(&d.join("ours.mender"), "header.tar"),
+        member(&d.join("theirs.mender"), "header.tar")
+    );
+    assert_eq!(
+        members(&d.join("ours.mender")),
+        members(&d.join("theirs.mender"))
+    );
+    // Bootstrap too.
+    let boot = [
+        "write",
+        "bootstrap-artifact",
+        "-t",
+        "d",
+        "-n",
+        "b",
+        "-p",
+        "k:v",
+        "--compression",
+        "none",
+        "--no-progress",
+    ];
+    let mut a = boot.to_vec();
+    a.extend(["-o", "ours-b.mender"]);
+    ma(d, &a).ok();
+    let mut b = boot.to_vec();
+    b.extend(["-o", "theirs-b.mender"]);
+    upstream_ma(d, &b).ok();
+    assert_eq!(
+        member(&d.join("ours-b.mender"), "manifest"),
+        member(&d.join("theirs-b.mender"), "manifest")
+    );
+}
+
+#[test]
+fn rootfs_type_info_names_the_type() {
+    let dir = tmp();
+    let d = dir.path();
+    ma(
+        d,
+        &[
+            "write",
+            "rootfs-image",
+            "-f",
+            &input("rootfs.img"),
+            "-t",
+            "x",
+            "-n",
+            "r",
+            "--compression",
+            "none",
+            "-o",
+            "r.mender",
+        ],
+    )
+    .ok();
+    let header = member(&d.join("r.mender"), "header.tar");
+    let mut ar = tar::Archive::new(&header[..]);
+    let ti = ar
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap())
+        .find(|e| e.path_bytes().as_ref() == b"headers/0000/type-info")
+        .map(|mut e| {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut e, &mut s).unwrap();
+            s
+        })
+        .unwrap();
+    assert!(ti.starts_with(r#"{"type":"rootfs-image","#), "{ti}");
+}

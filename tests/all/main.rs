@@ -1,0 +1,8 @@
+//! Integration tests: the built binaries, driven as users and build scripts drive them, and
+//! checked against the real upstream tools.
+
+mod bad_input;
+mod common;
+mod interop;
+mod man;
+mod roundtrip;
