@@ -61,6 +61,10 @@ pub enum KeyError {
     /// Signing itself failed (should not happen with a valid key; e.g. no system randomness).
     #[error("signing failed: {0}")]
     SigningFailed(String),
+    /// A key in a PKCS#11 token could not be reached (module not loadable, no such token or
+    /// key, wrong PIN), so hardware-token problems are told apart from key-file problems.
+    #[error("pkcs11: {0}")]
+    Pkcs11(String),
 }
 
 impl KeyError {

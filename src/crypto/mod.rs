@@ -9,6 +9,7 @@ mod error;
 mod legacy_pem;
 mod oids;
 mod pem_input;
+mod pkcs11;
 mod private_key;
 mod public_key;
 mod signature;
@@ -20,6 +21,7 @@ mod verifying;
 use std::fmt;
 
 pub use error::{KeyError, VerifyError};
+pub use pkcs11::Pkcs11Key;
 pub use signature::{decode_signature, ecdsa_der_to_raw, ecdsa_raw_to_der, encode_signature};
 pub use signing::SigningKey;
 pub use verifying::VerifyingKey;
