@@ -4,6 +4,7 @@
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::str::FromStr;
 
+use super::gunzip::GzipReader;
 use super::pgzip::ParallelGzipWriter;
 
 /// The compressions upstream names on its command line.
@@ -57,8 +58,11 @@ impl FromStr for Compression {
     }
 }
 
-/// gzip level: 6, upstream 3.9's default, gives its size at a fraction of its time.
-const GZIP_LEVEL: u32 = 6;
+/// gzip level: 4 gives a smaller file than upstream's pgzip default on root filesystems, in
+/// less time.
+const GZIP_LEVEL: u32 = 4;
+/// Bytes of input a zstd worker takes at a time.
+const ZSTD_JOB_SIZE: u32 = 4 << 20;
 /// xz preset: 6 with a 16 MiB dictionary is within a few percent of upstream's preset 9 on
 /// root filesystems, runs on all cores and needs a quarter of the memory to decompress.
 const XZ_PRESET: u32 = 6;
@@ -103,9 +107,9 @@ impl Compression {
     fn zstd_level(self) -> i32 {
         match self {
             Compression::ZstdFastest => 1,
-            Compression::ZstdFast => 3,
-            Compression::ZstdBetter => 7,
-            _ => 11,
+            Compression::ZstdFast => 2,
+            Compression::ZstdBetter => 3,
+            _ => 12,
         }
     }
 
@@ -114,26 +118,47 @@ impl Compression {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ok(match self {
             Compression::None => Encoder::None(w),
-            Compression::Gzip => Encoder::Gzip(ParallelGzipWriter::new(w, GZIP_LEVEL, threads)),
+            Compression::Gzip => Encoder::Gzip(ParallelGzipWriter::new(
+                w,
+                std::env::var("TUNE_GZ")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(GZIP_LEVEL),
+                threads,
+            )),
             Compression::Lzma => {
-                let mut opts = liblzma::stream::LzmaOptions::new_preset(XZ_PRESET)
+                let env = |k: &str, d: u32| {
+                    std::env::var(k)
+                        .ok()
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(d)
+                };
+                let mut opts = liblzma::stream::LzmaOptions::new_preset(env("TUNE_XP", XZ_PRESET))
                     .map_err(io::Error::other)?;
-                opts.dict_size(XZ_DICT_SIZE);
+                opts.dict_size(env("TUNE_XD", XZ_DICT_SIZE >> 20) << 20);
                 let mut filters = liblzma::stream::Filters::new();
                 filters.lzma2(&opts);
                 let stream = liblzma::stream::MtStreamBuilder::new()
                     .threads(threads as u32)
                     .filters(filters)
                     .check(liblzma::stream::Check::Crc64)
-                    .block_size(u64::from(XZ_DICT_SIZE) * 3)
+                    .block_size(u64::from(env("TUNE_XB", 3 * (XZ_DICT_SIZE >> 20))) << 20)
                     .encoder()
                     .map_err(io::Error::other)?;
                 Encoder::Xz(liblzma::write::XzEncoder::new_stream(w, stream))
             }
             _ => {
-                let mut e = zstd::stream::write::Encoder::new(w, self.zstd_level())?;
+                let mut e = zstd::stream::write::Encoder::new(
+                    w,
+                    std::env::var("TUNE_ZS")
+                        .ok()
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(self.zstd_level()),
+                )?;
                 if threads > 1 {
                     e.multithread(threads as u32)?;
+                    // Small jobs keep memory flat (zstd's default is 4 windows a job).
+                    e.set_parameter(zstd::zstd_safe::CParameter::JobSize(ZSTD_JOB_SIZE))?;
                 }
                 e.include_checksum(true)?;
                 Encoder::Zstd(e)
@@ -195,10 +220,7 @@ const XZ_MEMLIMIT: u64 = 100 << 20;
 pub fn decoder<'a, R: Read + 'a>(c: Compression, r: R) -> io::Result<Box<dyn Read + 'a>> {
     Ok(match c {
         Compression::None => Box::new(r),
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
-            256 << 10,
-            r,
-        ))),
+        Compression::Gzip => Box::new(GzipReader::new(BufReader::with_capacity(256 << 10, r))),
         Compression::Lzma => {
             let stream = liblzma::stream::Stream::new_stream_decoder(XZ_MEMLIMIT, 0)
                 .map_err(io::Error::other)?;

@@ -12,22 +12,34 @@ use super::error::ArtifactError;
 
 /// Files at least this large are hashed on a worker thread.
 const OFFLOAD_MIN: u64 = 4 << 20;
+/// Bytes handed to the hashing thread at a time.
+const CHUNK: usize = 1 << 20;
 
-enum Hasher {
+/// SHA-256 that runs on a worker thread for large inputs, so hashing overlaps with
+/// (de)compression on the calling thread.
+pub enum StreamHasher {
+    /// Small input: hashed on the calling thread.
     Inline(Sha256),
+    /// Large input: chunks are sent to a hashing thread.
     Worker {
+        /// Chunks to hash.
         tx: Option<SyncSender<Vec<u8>>>,
+        /// The digest, once `tx` is closed.
         result: Receiver<[u8; 32]>,
+        /// The hashing thread.
         handle: Option<JoinHandle<()>>,
+        /// Data gathered into large chunks, so the thread is woken rarely.
+        pending: Vec<u8>,
     },
 }
 
-impl Hasher {
-    fn new(size: u64) -> Self {
+impl StreamHasher {
+    /// A hasher for an input of `size` bytes.
+    pub fn new(size: u64) -> Self {
         if size < OFFLOAD_MIN {
-            return Hasher::Inline(Sha256::new());
+            return StreamHasher::Inline(Sha256::new());
         }
-        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(16);
+        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(4);
         let (rtx, result) = mpsc::sync_channel(1);
         let handle = std::thread::spawn(move || {
             let mut h = Sha256::new();
@@ -36,31 +48,50 @@ impl Hasher {
             }
             let _ = rtx.send(h.finalize().into());
         });
-        Hasher::Worker {
+        StreamHasher::Worker {
             tx: Some(tx),
             result,
             handle: Some(handle),
+            pending: Vec::with_capacity(CHUNK),
         }
     }
 
-    fn update(&mut self, data: &[u8]) {
+    /// Adds `data`.
+    pub fn update(&mut self, data: &[u8]) {
         match self {
-            Hasher::Inline(h) => h.update(data),
-            Hasher::Worker { tx, .. } => {
-                if let Some(tx) = tx {
-                    let _ = tx.send(data.to_vec());
+            StreamHasher::Inline(h) => h.update(data),
+            StreamHasher::Worker { tx, pending, .. } => {
+                let mut data = data;
+                while !data.is_empty() {
+                    let n = data.len().min(CHUNK - pending.len());
+                    pending.extend_from_slice(&data[..n]);
+                    data = &data[n..];
+                    if pending.len() == CHUNK {
+                        let full = std::mem::replace(pending, Vec::with_capacity(CHUNK));
+                        if let Some(tx) = tx {
+                            let _ = tx.send(full);
+                        }
+                    }
                 }
             }
         }
     }
 
-    fn finish(&mut self) -> io::Result<[u8; 32]> {
+    /// The digest of everything added.
+    pub fn finish(&mut self) -> io::Result<[u8; 32]> {
         match self {
-            Hasher::Inline(h) => Ok(std::mem::take(h).finalize().into()),
-            Hasher::Worker {
-                tx, result, handle, ..
+            StreamHasher::Inline(h) => Ok(std::mem::take(h).finalize().into()),
+            StreamHasher::Worker {
+                tx,
+                result,
+                handle,
+                pending,
             } => {
-                tx.take();
+                if let Some(tx) = tx.take() {
+                    if !pending.is_empty() {
+                        let _ = tx.send(std::mem::take(pending));
+                    }
+                }
                 let sum = result
                     .recv()
                     .map_err(|_| io::Error::other("hashing thread failed"))?;
@@ -81,7 +112,7 @@ pub struct HashingReader<R> {
     path: String,
     expected: [u8; 32],
     remaining: u64,
-    hasher: Hasher,
+    hasher: StreamHasher,
     verified: bool,
 }
 
@@ -93,7 +124,7 @@ impl<R: Read> HashingReader<R> {
             path: path.to_string(),
             expected,
             remaining: size,
-            hasher: Hasher::new(size),
+            hasher: StreamHasher::new(size),
             verified: false,
         }
     }
@@ -119,7 +150,16 @@ impl<R: Read> HashingReader<R> {
 
     /// Reads and checks whatever the consumer left unread; returns the number of bytes.
     pub fn drain(&mut self) -> io::Result<u64> {
-        io::copy(self, &mut io::sink())
+        let mut buf = vec![0u8; 256 << 10];
+        let mut total = 0;
+        loop {
+            match self.read(&mut buf) {
+                Ok(0) => return Ok(total),
+                Ok(n) => total += n as u64,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
     }
 }
 

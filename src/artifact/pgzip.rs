@@ -15,10 +15,13 @@ const DICT_SIZE: usize = 32 << 10;
 /// The gzip header: deflate, no flags, no mtime, OS unknown.
 const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
 
+/// What a worker sends back: the compressed block, and the input buffer for reuse.
+type Done = (io::Result<Vec<u8>>, Vec<u8>);
+
 struct Job {
     dict: Vec<u8>,
     block: Vec<u8>,
-    done: SyncSender<io::Result<Vec<u8>>>,
+    done: SyncSender<Done>,
 }
 
 /// Parallel gzip compressor; `finish` must be called to complete the stream.
@@ -30,7 +33,9 @@ pub struct ParallelGzipWriter<W: Write> {
     crc: crc32fast::Hasher,
     size: u64,
     jobs: Option<SyncSender<Job>>,
-    pending: VecDeque<Receiver<io::Result<Vec<u8>>>>,
+    pending: VecDeque<Receiver<Done>>,
+    spare: Vec<Vec<u8>>,
+    zero_block: Option<Vec<u8>>,
     max_pending: usize,
     workers: Vec<JoinHandle<()>>,
     header_done: bool,
@@ -72,7 +77,8 @@ impl<W: Write> ParallelGzipWriter<W> {
                         Err(_) => return,
                     };
                     let Ok(job) = job else { return };
-                    let _ = job.done.send(deflate_block(level, &job.dict, &job.block));
+                    let out = deflate_block(level, &job.dict, &job.block);
+                    let _ = job.done.send((out, job.block));
                 }));
             }
             Some(tx)
@@ -88,6 +94,8 @@ impl<W: Write> ParallelGzipWriter<W> {
             size: 0,
             jobs,
             pending: VecDeque::new(),
+            spare: Vec::new(),
+            zero_block: None,
             max_pending: threads.max(1) * 2,
             workers,
             header_done: false,
@@ -108,10 +116,12 @@ impl<W: Write> ParallelGzipWriter<W> {
 
     fn collect_one(&mut self) -> io::Result<()> {
         if let Some(rx) = self.pending.pop_front() {
-            let out = rx
+            let (out, mut block) = rx
                 .recv()
-                .map_err(|_| io::Error::other("gzip worker thread failed"))??;
-            self.write_out(&out)?;
+                .map_err(|_| io::Error::other("gzip worker thread failed"))?;
+            self.write_out(&out?)?;
+            block.clear();
+            self.spare.push(block);
         }
         Ok(())
     }
@@ -120,9 +130,30 @@ impl<W: Write> ParallelGzipWriter<W> {
         if self.block.is_empty() {
             return Ok(());
         }
-        let block = std::mem::replace(&mut self.block, Vec::with_capacity(BLOCK_SIZE));
+        let next = self
+            .spare
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(BLOCK_SIZE));
+        let block = std::mem::replace(&mut self.block, next);
         let dict = std::mem::take(&mut self.dict);
         self.dict = block[block.len().saturating_sub(DICT_SIZE)..].to_vec();
+        // Disk images are mostly zero blocks: a full block of zeros compresses the same
+        // whatever precedes it, so it is deflated once and its bytes reused.
+        if block.len() == BLOCK_SIZE && block.iter().all(|&b| b == 0) {
+            while !self.pending.is_empty() {
+                self.collect_one()?;
+            }
+            if self.zero_block.is_none() {
+                self.zero_block = Some(deflate_block(self.level, &[], &block)?);
+            }
+            let zeros = self.zero_block.take().expect("set above");
+            let r = self.write_out(&zeros);
+            self.zero_block = Some(zeros);
+            let mut block = block;
+            block.clear();
+            self.spare.push(block);
+            return r;
+        }
         match &self.jobs {
             Some(tx) => {
                 let (done, rx) = mpsc::sync_channel(1);

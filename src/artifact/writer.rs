@@ -3,8 +3,8 @@
 //! output the data member is written in place and its tar size patched afterwards, so no temp
 //! copy of the payload is made; stdout gets a temp file only for the data members.
 
-use std::fs::{self, File};
-use std::io::{self, BufReader, Write};
+use std::fs;
+use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -13,8 +13,7 @@ use indicatif::ProgressBar;
 
 use super::error::{ArtifactError, Result};
 use super::header::TypeInfo;
-use super::manifest::Manifest;
-use super::names::{self, check_payload_file_name, parse_script_name};
+use super::names::{check_payload_file_name, parse_script_name};
 use super::owner::{group_name, user_name};
 use super::spec::{ArtifactSpec, PayloadSpec};
 use super::tarw::{self, EntryMeta};
@@ -54,11 +53,10 @@ impl Default for WriteOptions<'_> {
     }
 }
 
-/// A payload file checked and hashed in the first pass.
+/// A payload file, checked and stat'ed before any data is written.
 struct Input {
     path: PathBuf,
     meta: EntryMeta,
-    sum: [u8; 32],
 }
 
 fn io_err(path: &Path, e: io::Error) -> ArtifactError {
@@ -93,37 +91,24 @@ fn base_name(path: &Path) -> Result<String> {
     Ok(name.to_string())
 }
 
-/// Hashes `path` (first pass), advancing the progress bar.
-fn hash_file(path: &Path, progress: &ProgressBar) -> Result<[u8; 32]> {
-    let f = File::open(path).map_err(|e| io_err(path, e))?;
-    let (sum, _) =
-        super::hashing::sha256_reader(progress.wrap_read(BufReader::with_capacity(1 << 20, f)))
-            .map_err(|e| io_err(path, e))?;
-    Ok(sum)
-}
-
-fn collect_inputs(
-    files: &[PathBuf],
-    index: usize,
-    manifest: &mut Manifest,
-    progress: &ProgressBar,
-) -> Result<Vec<Input>> {
+/// Checks names (allowed characters, unique within the payload) and stats each file.
+fn collect_inputs(files: &[PathBuf], taken: &mut Vec<String>) -> Result<Vec<Input>> {
     let mut out = Vec::new();
     for path in files {
         let name = base_name(path)?;
         check_payload_file_name(&name)
             .map_err(|e| ArtifactError::Invalid(format!("{}: {e}", path.display())))?;
-        let meta = file_entry(path, name.clone())?;
-        let sum = hash_file(path, progress)?;
-        manifest
-            .push(&names::manifest_data_path(index, &name), sum)
-            .map_err(|e| {
-                ArtifactError::Invalid(format!("payload {index}: duplicate file name {e}"))
-            })?;
+        if taken.contains(&name) {
+            return Err(ArtifactError::Invalid(format!(
+                "{}: duplicate file name {name} in one payload",
+                path.display()
+            )));
+        }
+        taken.push(name.clone());
+        let meta = file_entry(path, name)?;
         out.push(Input {
             path: path.clone(),
             meta,
-            sum,
         });
     }
     Ok(out)

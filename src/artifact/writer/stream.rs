@@ -1,57 +1,46 @@
-//! The second pass: lays out the outer tar and streams compressed data members into it.
+//! Lays out the outer tar. Each payload is read once: its files are hashed (on a second
+//! core) while the data tar is compressed into a temp file beside the output; then the
+//! manifest, header and signature are written and the compressed data is copied in
+//! (`copy_file_range`, so often without passing through user space).
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
 use super::{
     collect_inputs, compress_small, expand_scripts, header_tar, io_err, member_meta,
     push_payload_docs, Input, Output, WriteOptions,
 };
 use crate::artifact::error::{ArtifactError, Result};
-use crate::artifact::hashing::sha256;
+use crate::artifact::hashing::{sha256, StreamHasher};
 use crate::artifact::header::TypeInfo;
 use crate::artifact::manifest::Manifest;
 use crate::artifact::names::{self, check_artifact_name, VERSION_2, VERSION_3};
 use crate::artifact::spec::{ArtifactSpec, PayloadSpec};
-use crate::artifact::tarw::{self, EntryMeta, USTAR_MAX_SIZE};
+use crate::artifact::tarw::{self, EntryMeta};
 
-/// Counts the bytes written through it.
-struct Counter<W> {
-    inner: W,
-    count: u64,
-}
-
-impl<W: Write> Write for Counter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.count += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-/// Writes the uncompressed data tar of one payload: the files again (second read), each
-/// checked against the first pass so that a file changed meanwhile is an error, not a
-/// corrupt artifact.
-fn write_data_tar<W: Write>(w: &mut W, inputs: &[Input], opts: &WriteOptions) -> Result<()> {
+/// Writes the uncompressed data tar of one payload into `w`, returning each file's SHA-256.
+fn write_data_tar<W: Write>(
+    w: &mut W,
+    inputs: &[Input],
+    opts: &WriteOptions,
+) -> Result<Vec<[u8; 32]>> {
     let mut buf = vec![0u8; 1 << 20];
+    let mut sums = Vec::new();
     for input in inputs {
         let ctx = || format!("writing payload file {}", input.path.display());
         tarw::write_header(w, &input.meta).map_err(|e| ArtifactError::io(ctx(), e))?;
         let mut f = File::open(&input.path).map_err(|e| io_err(&input.path, e))?;
-        let mut h = Sha256::new();
+        let mut h = StreamHasher::new(input.meta.size);
         let mut left = input.meta.size;
         while left > 0 {
             let want = buf.len().min(left as usize);
-            let n = f
-                .read(&mut buf[..want])
-                .map_err(|e| io_err(&input.path, e))?;
+            let n = match f.read(&mut buf[..want]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io_err(&input.path, e)),
+            };
             if n == 0 {
                 return Err(ArtifactError::Invalid(format!(
                     "{}: file shrank while the artifact was being written",
@@ -64,27 +53,13 @@ fn write_data_tar<W: Write>(w: &mut W, inputs: &[Input], opts: &WriteOptions) ->
             opts.progress.inc(n as u64);
             left -= n as u64;
         }
-        let sum: [u8; 32] = h.finalize().into();
-        if sum != input.sum {
-            return Err(ArtifactError::Invalid(format!(
-                "{}: file changed while the artifact was being written",
-                input.path.display()
-            )));
-        }
+        sums.push(h.finish().map_err(|e| ArtifactError::io(ctx(), e))?);
         let pad = tarw::padding(input.meta.size) as usize;
         w.write_all(&[0u8; 512][..pad])
             .map_err(|e| ArtifactError::io(ctx(), e))?;
     }
     tarw::write_end(w).map_err(|e| ArtifactError::io("writing data", e))?;
-    Ok(())
-}
-
-fn data_tar_bound(inputs: &[Input]) -> u64 {
-    inputs
-        .iter()
-        .map(|i| 2048 + i.meta.size + tarw::padding(i.meta.size))
-        .sum::<u64>()
-        + 1024
+    Ok(sums)
 }
 
 /// The process umask, for giving the finished file the mode a plain `create` would.
@@ -97,11 +72,6 @@ fn umask() -> u32 {
                 .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
         })
         .unwrap_or(0o022)
-}
-
-enum Sink {
-    File(tempfile::NamedTempFile, PathBuf),
-    Stdout(BufWriter<io::Stdout>),
 }
 
 fn check_spec(spec: &ArtifactSpec) -> Result<()> {
@@ -131,40 +101,138 @@ fn check_spec(spec: &ArtifactSpec) -> Result<()> {
             "format version 2 holds exactly one payload and no augment section".into(),
         ));
     }
+    if spec.augment.is_some() && spec.payloads.is_empty() {
+        return Err(ArtifactError::Invalid(
+            "an augment section needs a payload".into(),
+        ));
+    }
     Ok(())
 }
 
+/// Where the outer tar goes; a concrete `File` so that copies use `copy_file_range`.
+enum Sink<'a> {
+    File(&'a mut File),
+    Stdout(io::StdoutLock<'static>),
+}
+
+impl Sink<'_> {
+    fn copy_from(&mut self, f: &mut File) -> io::Result<u64> {
+        match self {
+            Sink::File(o) => io::copy(f, *o),
+            Sink::Stdout(s) => io::copy(f, s),
+        }
+    }
+}
+
+impl Write for Sink<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Sink::File(f) => f.write(buf),
+            Sink::Stdout(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::File(f) => f.flush(),
+            Sink::Stdout(s) => s.flush(),
+        }
+    }
+}
+
+/// A compressed data member waiting in a temp file.
+struct DataMember {
+    name: String,
+    file: File,
+    size: u64,
+}
+
 /// Writes the artifact described by `spec` to `output`. On any error nothing is left at the
-/// output path (a previous file there is untouched).
+/// output path (a previous file there is untouched) and no temp file remains.
 pub fn write_artifact(spec: &ArtifactSpec, output: &Output, opts: &WriteOptions) -> Result<()> {
     check_spec(spec)?;
     let scripts = expand_scripts(&spec.scripts)?;
-    let mut total: u64 = 0;
-    for p in spec.payloads.iter().flat_map(|p| p.files.iter()) {
-        total += fs::metadata(p).map_err(|e| io_err(p, e))?.len();
-    }
-    if let Some(a) = &spec.augment {
-        for p in &a.files {
-            total += fs::metadata(p).map_err(|e| io_err(p, e))?.len();
+    let ext = spec.compression.suffix();
+
+    // Check every input before any work.
+    let mut inputs: Vec<Vec<Input>> = Vec::new();
+    let mut augment_inputs = Vec::new();
+    for (i, p) in spec.payloads.iter().enumerate() {
+        let mut taken = Vec::new();
+        inputs.push(collect_inputs(&p.files, &mut taken)?);
+        if i == 0 {
+            if let Some(a) = &spec.augment {
+                augment_inputs = collect_inputs(&a.files, &mut taken)?;
+            }
         }
     }
-    opts.progress.set_length(total * 2);
+    let total: u64 = inputs
+        .iter()
+        .flatten()
+        .chain(&augment_inputs)
+        .map(|i| i.meta.size)
+        .sum();
+    opts.progress.set_length(total);
 
-    // First pass: hash every payload file.
+    let out_dir = match output {
+        Output::File(p) => p
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+        Output::Stdout => std::env::temp_dir(),
+    };
+    let tmp_dir = opts.tmp_dir.clone().unwrap_or_else(|| out_dir.clone());
+    let out_ctx = match output {
+        Output::File(p) => p.display().to_string(),
+        Output::Stdout => "standard output".to_string(),
+    };
+    let werr = |e: io::Error| ArtifactError::io(format!("writing {out_ctx}"), e);
+
+    // The one pass over the payloads: hash and compress.
     let mut manifest = Manifest::new();
-    let mut inputs: Vec<Vec<Input>> = Vec::new();
-    for (i, p) in spec.payloads.iter().enumerate() {
-        inputs.push(collect_inputs(&p.files, i, &mut manifest, &opts.progress)?);
+    let mut augment_manifest = Manifest::new();
+    let mut data = Vec::new();
+    for (i, payload_inputs) in inputs.iter_mut().enumerate() {
+        let count = payload_inputs.len();
+        if i == 0 {
+            payload_inputs.append(&mut augment_inputs);
+        }
+        let mut tmp = tempfile::tempfile_in(&tmp_dir).map_err(|e| io_err(&tmp_dir, e))?;
+        let mut enc = spec
+            .compression
+            .encoder(BufWriter::with_capacity(1 << 20, &mut tmp))
+            .map_err(werr)?;
+        let sums = write_data_tar(&mut enc, payload_inputs, opts)?;
+        enc.finish().map_err(werr)?.flush().map_err(werr)?;
+        let size = tmp.stream_position().map_err(werr)?;
+        tmp.seek(SeekFrom::Start(0)).map_err(werr)?;
+        for (k, (input, sum)) in payload_inputs.iter().zip(sums).enumerate() {
+            let m = if k < count {
+                &mut manifest
+            } else {
+                &mut augment_manifest
+            };
+            m.push(&names::manifest_data_path(i, &input.meta.name), sum)
+                .map_err(ArtifactError::Invalid)?;
+        }
+        payload_inputs.truncate(count);
+        data.push(DataMember {
+            name: names::data_member_name(i, ext),
+            file: tmp,
+            size,
+        });
     }
-    let ext = spec.compression.suffix();
+
     let type_infos: Vec<TypeInfo> = spec
         .payloads
         .iter()
-        .zip(&inputs)
-        .map(|(p, ins)| {
+        .enumerate()
+        .map(|(i, p)| {
             let mut ti = p.type_info.clone();
-            if let (Some(key), Some(first)) = (&p.checksum_provide, ins.first()) {
-                ti.provides.insert(key.clone(), hex::encode(first.sum));
+            if let (Some(key), Some(first)) = (&p.checksum_provide, inputs[i].first()) {
+                let sum = manifest
+                    .get(&names::manifest_data_path(i, &first.meta.name))
+                    .expect("hashed above");
+                ti.provides.insert(key.clone(), hex::encode(sum));
             }
             ti
         })
@@ -181,44 +249,30 @@ pub fn write_artifact(spec: &ArtifactSpec, output: &Output, opts: &WriteOptions)
         .and_then(|_| manifest.push("version", sha256(version)))
         .map_err(ArtifactError::Invalid)?;
 
-    let mut augment: Option<(Manifest, Vec<u8>)> = None;
-    if let Some(a) = &spec.augment {
-        let mut am = Manifest::new();
-        let aug_inputs = collect_inputs(&a.files, 0, &mut am, &opts.progress)?;
-        for (path, _) in am.entries() {
-            if manifest.get(path).is_some() {
-                return Err(ArtifactError::Invalid(format!(
-                    "augment file {path} has the same name as a payload file"
-                )));
-            }
+    let augment = match &spec.augment {
+        Some(a) => {
+            let mut tar = Vec::new();
+            let hi = a.header_info.to_json_v3();
+            tarw::write_entry(
+                &mut tar,
+                &EntryMeta::stream("header-info", hi.len() as u64),
+                hi.as_bytes(),
+            )
+            .expect("writing to memory");
+            let pspec = PayloadSpec {
+                meta_data: a.meta_data.clone(),
+                ..Default::default()
+            };
+            push_payload_docs(&mut tar, 0, &a.type_info, &pspec);
+            tarw::write_end(&mut tar).expect("writing to memory");
+            let compressed = compress_small(spec, &tar)?;
+            augment_manifest
+                .push(&format!("header-augment.tar{ext}"), sha256(&compressed))
+                .map_err(ArtifactError::Invalid)?;
+            Some(compressed)
         }
-        let mut tar = Vec::new();
-        let hi = a.header_info.to_json_v3();
-        tarw::write_entry(
-            &mut tar,
-            &EntryMeta::stream("header-info", hi.len() as u64),
-            hi.as_bytes(),
-        )
-        .expect("writing to memory");
-        let pspec = PayloadSpec {
-            meta_data: a.meta_data.clone(),
-            ..Default::default()
-        };
-        push_payload_docs(&mut tar, 0, &a.type_info, &pspec);
-        tarw::write_end(&mut tar).expect("writing to memory");
-        let compressed = compress_small(spec, &tar)?;
-        am.push(&format!("header-augment.tar{ext}"), sha256(&compressed))
-            .map_err(ArtifactError::Invalid)?;
-        match inputs.first_mut() {
-            Some(first) => first.extend(aug_inputs),
-            None => {
-                return Err(ArtifactError::Invalid(
-                    "an augment section needs a payload".into(),
-                ))
-            }
-        }
-        augment = Some((am, compressed));
-    }
+        None => None,
+    };
 
     let manifest_text = manifest.to_text();
     let signature = match opts.signer {
@@ -229,147 +283,84 @@ pub fn write_artifact(spec: &ArtifactSpec, output: &Output, opts: &WriteOptions)
         None => None,
     };
 
-    let mut sink = match output {
-        Output::File(path) => {
-            let dir = match path.parent() {
-                Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-                _ => PathBuf::from("."),
-            };
-            let tmp = tempfile::Builder::new()
+    let mut file_out = match output {
+        Output::File(path) => Some(
+            tempfile::Builder::new()
                 .prefix(".mender-artifact-")
                 .suffix(".tmp")
-                .tempfile_in(&dir)
-                .map_err(|e| io_err(path, e))?;
-            Sink::File(tmp, path.clone())
-        }
-        Output::Stdout => Sink::Stdout(BufWriter::with_capacity(1 << 20, io::stdout())),
+                .tempfile_in(&out_dir)
+                .map_err(|e| io_err(path, e))?,
+        ),
+        Output::Stdout => None,
     };
-    let owner = match &sink {
-        Sink::File(tmp, _) => {
-            let md = tmp
-                .as_file()
-                .metadata()
-                .map_err(|e| io_err(tmp.path(), e))?;
-            (u64::from(md.uid()), u64::from(md.gid()))
+    let owner = {
+        let md = match &file_out {
+            Some(t) => t.as_file().metadata(),
+            None => data
+                .first()
+                .map_or_else(|| fs::metadata("/proc/self"), |d| d.file.metadata()),
         }
-        Sink::Stdout(_) => {
-            let md = fs::metadata("/proc/self").map_err(|e| io_err(Path::new("/proc/self"), e))?;
-            (u64::from(md.uid()), u64::from(md.gid()))
-        }
+        .map_err(werr)?;
+        (u64::from(md.uid()), u64::from(md.gid()))
     };
-
-    let out_ctx = match output {
-        Output::File(p) => p.display().to_string(),
-        Output::Stdout => "standard output".to_string(),
+    let mut sink = match &mut file_out {
+        Some(t) => Sink::File(t.as_file_mut()),
+        None => Sink::Stdout(io::stdout().lock()),
     };
-    let werr = |e: io::Error| ArtifactError::io(format!("writing {out_ctx}"), e);
+    let w = &mut sink;
     {
-        let w: &mut dyn Write = match &mut sink {
-            Sink::File(tmp, _) => tmp.as_file_mut(),
-            Sink::Stdout(s) => s,
-        };
-        let mut w = BufWriter::with_capacity(256 << 10, w);
+        let mut bw = BufWriter::with_capacity(256 << 10, &mut *w);
         let stream = |w: &mut dyn Write, name: &str, data: &[u8]| {
             tarw::write_entry(w, &EntryMeta::stream(name, data.len() as u64), data)
         };
-        stream(&mut w, "version", version).map_err(werr)?;
-        stream(&mut w, "manifest", manifest_text.as_bytes()).map_err(werr)?;
+        stream(&mut bw, "version", version).map_err(werr)?;
+        stream(&mut bw, "manifest", manifest_text.as_bytes()).map_err(werr)?;
         if let Some(sig) = &signature {
-            stream(&mut w, "manifest.sig", sig.as_bytes()).map_err(werr)?;
+            stream(&mut bw, "manifest.sig", sig.as_bytes()).map_err(werr)?;
         }
-        if let Some((am, _)) = &augment {
-            stream(&mut w, "manifest-augment", am.to_text().as_bytes()).map_err(werr)?;
+        if spec.augment.is_some() {
+            stream(
+                &mut bw,
+                "manifest-augment",
+                augment_manifest.to_text().as_bytes(),
+            )
+            .map_err(werr)?;
         }
         tarw::write_entry(
-            &mut w,
+            &mut bw,
             &member_meta(&header_name, header.len() as u64, owner),
             &header,
         )
         .map_err(werr)?;
-        if let Some((_, h)) = &augment {
+        if let Some(h) = &augment {
             let name = format!("header-augment.tar{ext}");
-            tarw::write_entry(&mut w, &member_meta(&name, h.len() as u64, owner), h)
+            tarw::write_entry(&mut bw, &member_meta(&name, h.len() as u64, owner), h)
                 .map_err(werr)?;
         }
-        w.flush().map_err(werr)?;
+        bw.flush().map_err(werr)?;
     }
-
-    for (i, inputs) in inputs.iter().enumerate() {
-        let name = names::data_member_name(i, ext);
-        let bound = data_tar_bound(inputs);
-        let in_place =
-            matches!(sink, Sink::File(..)) && bound / 100 * 101 + (1 << 20) < USTAR_MAX_SIZE;
-        if in_place {
-            let Sink::File(tmp, _) = &mut sink else {
-                unreachable!()
-            };
-            let f = tmp.as_file_mut();
-            let start = f.stream_position().map_err(werr)?;
-            f.write_all(&[0u8; 512]).map_err(werr)?;
-            let counter = Counter {
-                inner: BufWriter::with_capacity(1 << 20, &mut *f),
-                count: 0,
-            };
-            let mut enc = spec.compression.encoder(counter).map_err(werr)?;
-            write_data_tar(&mut enc, inputs, opts)?;
-            let mut counter = enc.finish().map_err(werr)?;
-            counter.flush().map_err(werr)?;
-            let size = counter.count;
-            drop(counter);
-            if size > USTAR_MAX_SIZE {
-                return Err(ArtifactError::Invalid(format!(
-                    "{name}: compressed data grew past the size reserved for it"
-                )));
-            }
-            f.write_all(&[0u8; 512][..tarw::padding(size) as usize])
-                .map_err(werr)?;
-            let end = f.stream_position().map_err(werr)?;
-            f.seek(SeekFrom::Start(start)).map_err(werr)?;
-            tarw::write_header(f, &member_meta(&name, size, owner)).map_err(werr)?;
-            f.seek(SeekFrom::Start(end)).map_err(werr)?;
-        } else {
-            let dir = match (&sink, &opts.tmp_dir) {
-                (_, Some(d)) => d.clone(),
-                (Sink::File(_, p), None) => p
-                    .parent()
-                    .filter(|d| !d.as_os_str().is_empty())
-                    .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
-                (Sink::Stdout(_), None) => std::env::temp_dir(),
-            };
-            let mut tmp = tempfile::tempfile_in(&dir).map_err(|e| io_err(&dir, e))?;
-            let mut enc = spec
-                .compression
-                .encoder(BufWriter::with_capacity(1 << 20, &mut tmp))
-                .map_err(werr)?;
-            write_data_tar(&mut enc, inputs, opts)?;
-            enc.finish().map_err(werr)?.flush().map_err(werr)?;
-            let size = tmp.stream_position().map_err(werr)?;
-            tmp.seek(SeekFrom::Start(0)).map_err(werr)?;
-            let w: &mut dyn Write = match &mut sink {
-                Sink::File(t, _) => t.as_file_mut(),
-                Sink::Stdout(s) => s,
-            };
-            tarw::write_header(w, &member_meta(&name, size, owner)).map_err(werr)?;
-            io::copy(&mut tmp, w).map_err(werr)?;
-            w.write_all(&[0u8; 512][..tarw::padding(size) as usize])
-                .map_err(werr)?;
+    for mut d in data {
+        tarw::write_header(w, &member_meta(&d.name, d.size, owner)).map_err(werr)?;
+        let copied = w.copy_from(&mut d.file).map_err(werr)?;
+        if copied != d.size {
+            return Err(ArtifactError::Invalid(format!(
+                "{}: temp data changed size while being copied",
+                d.name
+            )));
         }
+        w.write_all(&[0u8; 512][..tarw::padding(d.size) as usize])
+            .map_err(werr)?;
     }
-
-    match sink {
-        Sink::File(mut tmp, path) => {
-            let f = tmp.as_file_mut();
-            tarw::write_end(f).map_err(werr)?;
-            f.sync_all().map_err(werr)?;
-            f.set_permissions(fs::Permissions::from_mode(0o666 & !umask()))
-                .map_err(werr)?;
-            tmp.persist(&path)
-                .map_err(|e| ArtifactError::io(format!("writing {}", path.display()), e.error))?;
-        }
-        Sink::Stdout(mut s) => {
-            tarw::write_end(&mut s).map_err(werr)?;
-            s.flush().map_err(werr)?;
-        }
+    tarw::write_end(w).map_err(werr)?;
+    w.flush().map_err(werr)?;
+    drop(sink);
+    if let (Some(mut tmp), Output::File(path)) = (file_out, output) {
+        let f = tmp.as_file_mut();
+        f.sync_all().map_err(werr)?;
+        f.set_permissions(fs::Permissions::from_mode(0o666 & !umask()))
+            .map_err(werr)?;
+        tmp.persist(path)
+            .map_err(|e| ArtifactError::io(format!("writing {}", path.display()), e.error))?;
     }
     opts.progress.finish_and_clear();
     Ok(())
