@@ -4,6 +4,7 @@
 pub mod compression;
 pub mod error;
 pub mod gojson;
+mod gunzip;
 pub mod hashing;
 pub mod header;
 pub mod headertar;
@@ -13,6 +14,7 @@ pub mod names;
 pub mod owner;
 mod pgzip;
 pub mod reader;
+pub mod resign;
 pub mod signing;
 pub mod spec;
 pub mod tarw;

@@ -5,4 +5,6 @@ mod bad_input;
 mod common;
 mod interop;
 mod man;
+mod pkcs11;
 mod roundtrip;
+mod signing;

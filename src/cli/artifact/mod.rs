@@ -9,6 +9,7 @@ use super::exit::{CliError, CliResult};
 
 pub mod keys;
 pub mod read;
+pub mod sign;
 pub mod validate;
 pub mod write;
 mod write_defaults;
@@ -42,6 +43,8 @@ pub enum Command {
     Read(read::ReadArgs),
     /// Check an artifact's structure, checksums and (with -k) signature
     Validate(validate::ValidateArgs),
+    /// Sign an artifact, or with -f replace its signature
+    Sign(sign::SignArgs),
 }
 
 /// Parses `args` (including the program name) and runs the command.
@@ -75,6 +78,7 @@ where
         Some(Command::Write(w)) => write::run(*w, cli.compression.as_deref(), &raw),
         Some(Command::Read(a)) => read::run(a),
         Some(Command::Validate(a)) => validate::run(a),
+        Some(Command::Sign(a)) => sign::run(a),
         None => {
             let _ = <Cli as clap::CommandFactory>::command().print_help();
             Err(CliError::usage("no command given"))

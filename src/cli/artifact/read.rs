@@ -20,9 +20,8 @@ use crate::artifact::{
 pub struct ReadArgs {
     /// The artifact
     pub artifact: PathBuf,
-    /// Public key (PEM) to verify the signature with
-    #[arg(short = 'k', long = "key")]
-    pub key: Option<PathBuf>,
+    #[command(flatten)]
+    pub key: keys::VerifyKeyArgs,
     /// Print JSON instead of text
     #[arg(long)]
     pub json: bool,
@@ -34,11 +33,11 @@ pub struct ReadArgs {
 /// Opens and reads the artifact with optional verification, as `read` and `validate` do.
 pub fn load(
     path: &std::path::Path,
-    key: Option<&std::path::Path>,
+    key: &keys::VerifyKeyArgs,
     require: bool,
     show_progress: bool,
 ) -> Result<ArtifactInfo, CliError> {
-    let vk = key.map(keys::verifying_key).transpose()?;
+    let vk = key.verifier()?;
     let file = File::open(path).map_err(|e| {
         CliError::new(
             OPEN,
@@ -49,7 +48,7 @@ pub fn load(
     if let Ok(md) = file.metadata() {
         pb.set_length(md.len());
     }
-    let verify = match &vk {
+    let verify = match vk.as_deref() {
         Some(k) if require => VerifyMode::Require(k),
         Some(k) => VerifyMode::Report(k),
         None => VerifyMode::None,
@@ -254,7 +253,7 @@ pub fn render_json(info: &ArtifactInfo) -> Value {
 
 /// Runs `read`.
 pub fn run(a: ReadArgs) -> CliResult {
-    let info = load(&a.artifact, a.key.as_deref(), false, !a.no_progress)?;
+    let info = load(&a.artifact, &a.key, false, !a.no_progress)?;
     if a.json {
         println!(
             "{}",

@@ -13,9 +13,8 @@ use super::read::load;
 pub struct ValidateArgs {
     /// The artifact
     pub artifact: PathBuf,
-    /// Public key (PEM); the artifact must be signed and verify with it
-    #[arg(short = 'k', long = "key")]
-    pub key: Option<PathBuf>,
+    #[command(flatten)]
+    pub key: super::keys::VerifyKeyArgs,
     /// Do not show a progress bar
     #[arg(long = "no-progress")]
     pub no_progress: bool,
@@ -23,7 +22,7 @@ pub struct ValidateArgs {
 
 /// Runs `validate`.
 pub fn run(a: ValidateArgs) -> CliResult {
-    load(&a.artifact, a.key.as_deref(), true, !a.no_progress)?;
+    load(&a.artifact, &a.key, true, !a.no_progress)?;
     println!(
         "Artifact file '{}' validated successfully",
         a.artifact.display()

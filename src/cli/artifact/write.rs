@@ -44,12 +44,8 @@ pub struct CommonArgs {
     /// Compression: none, gzip, lzma, zstd_fastest, zstd_fast, zstd_better, zstd_best
     #[arg(long)]
     pub compression: Option<String>,
-    /// Private key (PEM: RSA, ECDSA P-256 or ed25519) to sign the artifact with
-    #[arg(short = 'k', long = "key")]
-    pub key: Option<PathBuf>,
-    /// File whose first line is the passphrase of an encrypted private key
-    #[arg(long = "passphrase-file")]
-    pub passphrase_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub key: keys::KeyArgs,
     /// Name of an artifact this one may be installed over (repeatable)
     #[arg(short = 'N', long = "artifact-name-depends")]
     pub artifact_name_depends: Vec<String>,
@@ -173,19 +169,14 @@ pub fn run(cmd: WriteCommand, global_compression: Option<&str>, argv: &[String])
         .parse()
         .map_err(CliError::usage)?;
     let spec = build_spec(common, &kind, compression, argv)?;
-    let key = match &common.key {
-        Some(k) => Some(keys::signing_key(k, common.passphrase_file.as_deref())?),
-        None => None,
-    };
+    let signer = common.key.signer()?;
     let output = if common.output_path == "-" {
         Output::Stdout
     } else {
         Output::File(PathBuf::from(&common.output_path))
     };
     let opts = WriteOptions {
-        signer: key
-            .as_ref()
-            .map(|k| k as &dyn crate::artifact::ManifestSigner),
+        signer: signer.as_deref(),
         progress: progress::bar("Writing artifact", !common.no_progress),
         tmp_dir: common.tmp.clone(),
     };
