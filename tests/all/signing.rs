@@ -345,3 +345,97 @@ fn find(hay: &[u8], needle: &[u8]) -> usize {
         .position(|w| w == needle)
         .expect("needle present")
 }
+
+/// Rebuilds `artifact` with `sig` (raw bytes, base64-encoded here) as its `manifest.sig`.
+fn with_signature(artifact: &Path, sig: &[u8]) -> Vec<u8> {
+    use mender::artifact::tarw::{write_end, write_entry, EntryMeta};
+    let mut out = Vec::new();
+    let mut ar = tar::Archive::new(std::fs::File::open(artifact).unwrap());
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = String::from_utf8_lossy(&e.path_bytes()).into_owned();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        if name == "manifest.sig" {
+            continue;
+        }
+        write_entry(
+            &mut out,
+            &EntryMeta::stream(&name, data.len() as u64),
+            &data,
+        )
+        .unwrap();
+        if name == "manifest" {
+            let b64 = mender::crypto::encode_signature(sig);
+            write_entry(
+                &mut out,
+                &EntryMeta::stream("manifest.sig", b64.len() as u64),
+                b64.as_bytes(),
+            )
+            .unwrap();
+        }
+    }
+    write_end(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn der_ecdsa_signatures_verify_and_other_curves_are_refused() {
+    let dir = tmp();
+    let d = dir.path();
+    let unsigned = upstream_fixture("module-image.mender");
+    std::fs::write(d.join("manifest"), member(&unsigned, "manifest")).unwrap();
+    let k = key("ecdsa-p256.pem");
+    openssl(
+        d,
+        &[
+            "dgst", "-sha256", "-sign", &k, "-out", "sig.der", "manifest",
+        ],
+    );
+    let der = std::fs::read(d.join("sig.der")).unwrap();
+    assert!(der.len() > 64, "openssl writes DER");
+    std::fs::write(d.join("der.mender"), with_signature(&unsigned, &der)).unwrap();
+    ma(
+        d,
+        &["validate", "-k", &key("ecdsa-p256.pub.pem"), "der.mender"],
+    )
+    .ok();
+    let wrong = ma(
+        d,
+        &["validate", "-k", &key("rsa2048.pub.pem"), "der.mender"],
+    );
+    assert_eq!(wrong.code, 4);
+
+    openssl(
+        d,
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-384",
+            "-out",
+            "p384.pem",
+        ],
+    );
+    let r = ma(
+        d,
+        &[
+            "write",
+            "module-image",
+            "-T",
+            "m",
+            "-t",
+            "d",
+            "-n",
+            "n",
+            "-k",
+            "p384.pem",
+            "-o",
+            "x.mender",
+        ],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("P-256"), "{}", r.stderr);
+    assert!(!d.join("x.mender").exists());
+}
