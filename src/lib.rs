@@ -5,3 +5,4 @@
 pub mod artifact;
 pub mod cli;
 pub mod crypto;
+pub mod fsimage;

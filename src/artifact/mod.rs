@@ -2,6 +2,7 @@
 //! header documents, compression, and the streaming reader and writer.
 
 pub mod compression;
+pub mod dump;
 pub mod error;
 pub mod gojson;
 mod gunzip;
@@ -14,6 +15,7 @@ pub mod names;
 pub mod owner;
 mod pgzip;
 pub mod reader;
+pub mod repack;
 pub mod resign;
 pub mod signing;
 pub mod spec;

@@ -3,6 +3,8 @@
 
 mod bad_input;
 mod common;
+mod dump;
+mod edit;
 mod interop;
 mod man;
 mod pkcs11;

@@ -7,9 +7,13 @@ use clap::{Parser, Subcommand};
 
 use super::exit::{CliError, CliResult};
 
+pub mod dump;
+pub mod fscmd;
 pub mod keys;
+pub mod modify;
 pub mod read;
 pub mod sign;
+mod target;
 pub mod validate;
 pub mod write;
 mod write_defaults;
@@ -45,6 +49,18 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Sign an artifact, or with -f replace its signature
     Sign(sign::SignArgs),
+    /// Change an artifact's headers, or files in its root filesystem or in a disk image
+    Modify(Box<modify::ModifyArgs>),
+    /// Print a file from inside an artifact or image (FILE:/path)
+    Cat(fscmd::CatArgs),
+    /// Copy a file into or out of an artifact or image
+    Cp(fscmd::CpArgs),
+    /// Install a file with given permissions, or a directory, into an artifact or image
+    Install(fscmd::InstallArgs),
+    /// Remove a file or directory from an artifact or image
+    Rm(fscmd::RmArgs),
+    /// Extract every part of an artifact into a folder and print the write command that rebuilds it
+    Dump(dump::DumpArgs),
 }
 
 /// Parses `args` (including the program name) and runs the command.
@@ -79,6 +95,12 @@ where
         Some(Command::Read(a)) => read::run(a),
         Some(Command::Validate(a)) => validate::run(a),
         Some(Command::Sign(a)) => sign::run(a),
+        Some(Command::Modify(a)) => modify::run(*a),
+        Some(Command::Cat(a)) => fscmd::cat(a),
+        Some(Command::Cp(a)) => fscmd::cp(a),
+        Some(Command::Install(a)) => fscmd::install(a),
+        Some(Command::Rm(a)) => fscmd::rm(a),
+        Some(Command::Dump(a)) => dump::run(a),
         None => {
             let _ = <Cli as clap::CommandFactory>::command().print_help();
             Err(CliError::usage("no command given"))
