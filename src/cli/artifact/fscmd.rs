@@ -65,6 +65,18 @@ fn run_edit(
         &dyn Fn(&str) -> Result<(crate::fsimage::Filesystem, String), CliError>,
     ) -> CliResult,
 ) -> CliResult {
+    run_edit_with(c, e, Default::default(), op)
+}
+
+/// Runs an edit of `c` with the key, compression and temp folder of `e` and header `changes`.
+pub fn run_edit_with(
+    c: &Container,
+    e: &EditArgs,
+    changes: crate::artifact::repack::Changes,
+    op: impl FnOnce(
+        &dyn Fn(&str) -> Result<(crate::fsimage::Filesystem, String), CliError>,
+    ) -> CliResult,
+) -> CliResult {
     let signer = e.key.signer()?;
     let compression = e
         .compression
@@ -76,7 +88,7 @@ fn run_edit(
         tmp: e.tmp.as_deref(),
         signer: signer.as_deref(),
         compression,
-        changes: Default::default(),
+        changes,
     };
     edit(c, &opts, op)
 }

@@ -9,9 +9,8 @@ use clap::Args;
 use serde_json::Value;
 
 use super::super::exit::{CliError, CliResult, FAILED};
-use super::fscmd::read_host_file;
-use super::keys::KeyArgs;
-use super::target::{edit, Container, EditOptions};
+use super::fscmd::{read_host_file, run_edit_with, EditArgs};
+use super::target::Container;
 use super::write_defaults::{read_meta_data, split_key_value};
 use crate::artifact::gojson;
 use crate::artifact::names::check_artifact_name;
@@ -66,13 +65,7 @@ pub struct ModifyArgs {
     #[arg(short = 't', long = "tenant-token")]
     pub tenant_token: Option<PathBuf>,
     #[command(flatten)]
-    pub key: KeyArgs,
-    /// Compression of the rewritten artifact (default: as it was)
-    #[arg(long)]
-    pub compression: Option<String>,
-    /// Directory for temporary files (default: beside the file)
-    #[arg(long = "tmp")]
-    pub tmp: Option<PathBuf>,
+    pub edit: EditArgs,
 }
 
 /// An edit of a file in the root filesystem.
@@ -141,8 +134,11 @@ pub fn run(a: ModifyArgs) -> CliResult {
             "--delete-clears-provides",
             !a.delete_clears_provides.is_empty(),
         ),
-        ("-k", a.key.key.is_some() || a.key.key_pkcs11.is_some()),
-        ("--compression", a.compression.is_some()),
+        (
+            "-k",
+            a.edit.key.key.is_some() || a.edit.key.key_pkcs11.is_some(),
+        ),
+        ("--compression", a.edit.compression.is_some()),
     ] {
         if given && !is_artifact {
             return Err(CliError::usage(format!(
@@ -208,20 +204,7 @@ pub fn run(a: ModifyArgs) -> CliResult {
             0o644,
         )
     });
-    let signer = a.key.signer()?;
-    let compression = a
-        .compression
-        .as_deref()
-        .map(str::parse)
-        .transpose()
-        .map_err(CliError::usage)?;
-    let opts = EditOptions {
-        tmp: a.tmp.as_deref(),
-        signer: signer.as_deref(),
-        compression,
-        changes,
-    };
-    edit(&c, &opts, |locate| {
+    run_edit_with(&c, &a.edit, changes, |locate| {
         for e in &edits {
             let (fs, inner) = locate(path_of(e))?;
             apply(&fs, &inner, e)?;
