@@ -6,3 +6,5 @@ pub mod artifact;
 pub mod cli;
 pub mod crypto;
 pub mod fsimage;
+pub mod install;
+pub mod source;

@@ -6,8 +6,12 @@ use clap::CommandFactory;
 /// Renders the man pages of every binary: (file name, roff text).
 pub fn pages() -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
-    let cmd = super::artifact::Cli::command();
-    render(&cmd, "mender-artifact", &mut out);
+    render(
+        &super::artifact::Cli::command(),
+        "mender-artifact",
+        &mut out,
+    );
+    render(&super::update::Cli::command(), "mender-update", &mut out);
     out
 }
 

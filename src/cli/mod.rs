@@ -5,3 +5,4 @@ pub mod artifact;
 pub mod exit;
 pub mod man;
 pub mod progress;
+pub mod update;

@@ -1,0 +1,249 @@
+//! `mender-update`: the standalone installer on the device, with upstream's commands, global
+//! options, stdout lines and exit codes (0 ok, 1 failed, 2 nothing in progress, 4 reboot
+//! needed with `--reboot-exit-code`).
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::install::config::{Config, Dirs};
+use crate::install::installer::Installer;
+use crate::install::machine::StopPoint;
+use crate::install::outcome::Outcome;
+use crate::install::scripts::ScriptRunner;
+use crate::install::store::Store;
+
+use super::exit::{CliError, CliResult};
+
+/// Command-line definition of `mender-update`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "mender-update",
+    about = "Installs Mender Artifacts on this device, standalone",
+    disable_version_flag = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// Print the version and exit
+    #[arg(short = 'v', long = "version")]
+    pub version: bool,
+    /// Configuration file [default: $MENDER_CONF_DIR/mender.conf]
+    #[arg(short = 'c', long = "config", global = true)]
+    pub config: Option<PathBuf>,
+    /// Fallback configuration file [default: DATASTORE/mender.conf]
+    #[arg(short = 'b', long = "fallback-config", global = true)]
+    pub fallback_config: Option<PathBuf>,
+    /// Data store directory [default: $MENDER_DATASTORE_DIR or /var/lib/mender]
+    #[arg(short = 'd', long = "datastore", alias = "data", global = true)]
+    pub datastore: Option<PathBuf>,
+    /// Log to this file instead of standard error
+    #[arg(short = 'L', long = "log-file", global = true)]
+    pub log_file: Option<PathBuf>,
+    /// Log level: trace, debug, info, warning, error, fatal
+    #[arg(short = 'l', long = "log-level", global = true)]
+    pub log_level: Option<String>,
+    /// CA certificates (PEM) trusted for HTTPS sources
+    #[arg(short = 'E', long = "trusted-certs", global = true)]
+    pub trusted_certs: Option<PathBuf>,
+    /// Do not verify HTTPS certificates (testing only)
+    #[arg(long = "skipverify", global = true)]
+    pub skipverify: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Options of the commands that run the state machine.
+#[derive(Debug, Args, Default)]
+pub struct RunArgs {
+    /// Exit with code 4 when a payload needs a reboot
+    #[arg(long = "reboot-exit-code")]
+    pub reboot_exit_code: bool,
+    /// Stop before this state (repeatable): ArtifactInstall_Enter, ArtifactCommit_Enter,
+    /// ArtifactCommit_Leave, ArtifactRollback_Enter, ArtifactFailure_Enter, Cleanup
+    #[arg(long = "stop-before", value_name = "STATE")]
+    pub stop_before: Vec<String>,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Install an artifact from a file, standard input (`-`) or an http(s) URL
+    Install {
+        /// The artifact
+        artifact: String,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Commit the installed update
+    Commit {
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Roll back the installed update
+    Rollback {
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Continue an update stopped by --stop-before or a power cut
+    Resume {
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Print the name of the installed artifact
+    ShowArtifact,
+    /// Print what the device provides, one key=value a line
+    ShowProvides,
+}
+
+fn fail(e: impl std::fmt::Display) -> CliError {
+    CliError::new(1, format!("{e}"))
+}
+
+fn installer(cli: &Cli, stop_before: &[String]) -> Result<Installer, CliError> {
+    let mut dirs = Dirs::from_env();
+    if let Some(d) = &cli.datastore {
+        dirs.datastore = d.clone();
+    }
+    let main = cli
+        .config
+        .clone()
+        .unwrap_or_else(|| dirs.conf.join("mender.conf"));
+    let fallback = cli
+        .fallback_config
+        .clone()
+        .unwrap_or_else(|| dirs.datastore.join("mender.conf"));
+    let config = Config::load(&main, cli.config.is_some(), &fallback).map_err(fail)?;
+    let mut keys = Vec::new();
+    for k in &config.verify_keys {
+        let pem = std::fs::read(k).map_err(|e| fail(format!("{}: {e}", k.display())))?;
+        keys.push(
+            crate::crypto::VerifyingKey::from_pem(&pem)
+                .map_err(|e| fail(format!("{}: {e}", k.display())))?,
+        );
+    }
+    let stop_before = stop_before
+        .iter()
+        .map(|s| s.parse::<StopPoint>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(fail)?;
+    let store = Store::open(&dirs.datastore).map_err(fail)?;
+    let mut scripts = ScriptRunner::new(dirs.conf.join("scripts"), dirs.datastore.join("scripts"));
+    scripts.timeout = config.script_timeout;
+    scripts.retry_interval = config.script_retry_interval;
+    scripts.retry_timeout = config.script_retry_timeout;
+    let log_file = cli.log_file.clone();
+    let log: Box<dyn Fn(&str)> = Box::new(move |msg: &str| {
+        let line = format!("level=info msg={msg:?}\n");
+        match &log_file {
+            Some(p) => {
+                if let Ok(mut f) = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                {
+                    let _ = f.write_all(line.as_bytes());
+                }
+            }
+            None => eprint!("{line}"),
+        }
+    });
+    Ok(Installer {
+        modules_dir: dirs.data.join("modules").join("v3"),
+        dirs,
+        config,
+        store,
+        scripts,
+        keys,
+        stop_before,
+        log,
+        announce: Box::new(|l: &str| println!("{l}")),
+    })
+}
+
+fn finish(out: Outcome, reboot_exit_code: bool) -> CliResult {
+    for l in out.lines() {
+        println!("{l}");
+    }
+    match out.code(reboot_exit_code) {
+        0 => Ok(()),
+        code => Err(CliError::new(code, String::new())),
+    }
+}
+
+fn open_source(cli: &Cli, inst: &Installer, arg: &str) -> Result<crate::source::Source, CliError> {
+    let spec = crate::source::SourceSpec::parse(arg);
+    let opts = crate::source::HttpOptions {
+        trusted_certs: cli
+            .trusted_certs
+            .clone()
+            .or_else(|| inst.config.server_certificate.clone()),
+        skip_verify: cli.skipverify || inst.config.skip_verify,
+        max_retries: inst.config.retry_download_count,
+        user_agent: format!("Mender/{}", env!("CARGO_PKG_VERSION")),
+        ..Default::default()
+    };
+    crate::source::open(&spec, &opts).map_err(fail)
+}
+
+/// Parses `args` and runs the command.
+pub fn run<I, T>(args: I) -> CliResult
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let code = e.exit_code();
+            let _ = e.print();
+            return if code == 0 {
+                Ok(())
+            } else {
+                Err(CliError::new(1, String::new()))
+            };
+        }
+    };
+    if cli.version {
+        println!("mender-update {}", env!("CARGO_PKG_VERSION"));
+        return Ok(());
+    }
+    let Some(cmd) = &cli.command else {
+        let _ = <Cli as clap::CommandFactory>::command().print_help();
+        return Err(CliError::new(1, "no command given"));
+    };
+    match cmd {
+        Command::Install { artifact, run } => {
+            let inst = installer(&cli, &run.stop_before)?;
+            let mut src = open_source(&cli, &inst, artifact)?;
+            finish(inst.install(&mut src).map_err(fail)?, run.reboot_exit_code)
+        }
+        Command::Commit { run } => {
+            let inst = installer(&cli, &run.stop_before)?;
+            finish(inst.commit().map_err(fail)?, run.reboot_exit_code)
+        }
+        Command::Rollback { run } => {
+            let inst = installer(&cli, &run.stop_before)?;
+            finish(inst.rollback().map_err(fail)?, run.reboot_exit_code)
+        }
+        Command::Resume { run } => {
+            let inst = installer(&cli, &run.stop_before)?;
+            finish(inst.resume().map_err(fail)?, run.reboot_exit_code)
+        }
+        Command::ShowArtifact => {
+            let inst = installer(&cli, &[])?;
+            let i = inst.store.installed().map_err(fail)?;
+            println!("{}", i.artifact_name.as_deref().unwrap_or("unknown"));
+            Ok(())
+        }
+        Command::ShowProvides => {
+            let inst = installer(&cli, &[])?;
+            let i = inst.store.installed().map_err(fail)?;
+            for (k, v) in i.all() {
+                println!("{k}={v}");
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,353 @@
+//! The installer's commands: `install` streams an artifact from any source through the
+//! checks (signature, device type, depends) into the update module, then hands over to the
+//! state machine; `commit`, `rollback` and `resume` continue from the journal.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use super::config::{read_device_type, Config, Dirs};
+use super::machine::{committed, modules_work_dir, tree_context, Machine, StopPoint};
+use super::module::{Download, ModuleRunner, State};
+use super::outcome::Outcome;
+use super::provides::check_artifact;
+use super::scripts::{Action, Policy, ScriptRunner};
+use super::store::{Journal, Step, Store};
+use crate::artifact::{
+    read_artifact, ArtifactError, ArtifactInfo, ManifestVerifier, PayloadFile, ReadOptions,
+    VerifyMode, Visitor,
+};
+use crate::crypto::VerifyingKey;
+
+/// Accepts a signature that any of the configured keys verifies.
+pub struct AnyKey(pub Vec<VerifyingKey>);
+
+impl ManifestVerifier for AnyKey {
+    fn verify_manifest(&self, manifest: &[u8], signature: &[u8]) -> Result<(), String> {
+        let mut last = String::from("no verification key");
+        for k in &self.0 {
+            match k.verify(manifest, signature) {
+                Ok(()) => return Ok(()),
+                Err(e) => last = e.to_string(),
+            }
+        }
+        Err(format!("wrong manifest signature or wrong key: {last}"))
+    }
+}
+
+/// The installer on one device.
+pub struct Installer {
+    /// Directories.
+    pub dirs: Dirs,
+    /// `mender.conf`.
+    pub config: Config,
+    /// Persistent state.
+    pub store: Store,
+    /// State scripts.
+    pub scripts: ScriptRunner,
+    /// Update modules.
+    pub modules_dir: PathBuf,
+    /// Keys an artifact must verify with (from `ArtifactVerifyKey(s)`).
+    pub keys: Vec<VerifyingKey>,
+    /// `--stop-before` points.
+    pub stop_before: Vec<StopPoint>,
+    /// Log sink (stderr or the log file).
+    pub log: Box<dyn Fn(&str)>,
+    /// Called with the first stdout line once the artifact header is accepted.
+    pub announce: Box<dyn Fn(&str)>,
+}
+
+struct InstallVisitor<'a> {
+    inst: &'a Installer,
+    device_type: String,
+    runner: Option<ModuleRunner>,
+    download: Option<Download>,
+    empty: bool,
+    depends_failed: bool,
+}
+
+fn abort(msg: impl Into<String>) -> ArtifactError {
+    ArtifactError::Aborted(msg.into())
+}
+
+impl Visitor for InstallVisitor<'_> {
+    fn header(&mut self, info: &ArtifactInfo) -> crate::artifact::Result<()> {
+        if info.payloads.len() != 1 {
+            return Err(abort(
+                "multiple payloads are not supported in standalone mode",
+            ));
+        }
+        if info.augment.is_some() {
+            return Err(abort(
+                "augmented artifacts are not supported by the installer",
+            ));
+        }
+        let scripts: Vec<(String, Vec<u8>)> = info
+            .scripts
+            .iter()
+            .map(|s| (s.name.clone(), s.data.clone()))
+            .collect();
+        self.inst
+            .scripts
+            .store_artifact_scripts(&scripts)
+            .map_err(|e| abort(e.to_string()))?;
+        let installed = self.inst.store.installed().map_err(|e| abort(e.0))?;
+        if let Err(e) = check_artifact(
+            &self.device_type,
+            &installed,
+            &info.header_info,
+            &info.payloads[0].type_info,
+        ) {
+            self.depends_failed = true;
+            return Err(abort(e.to_string()));
+        }
+        (self.inst.announce)("Installing artifact...");
+        let Some(kind) = info.payload_type(0) else {
+            self.empty = true;
+            return Ok(());
+        };
+        let runner = ModuleRunner::new(
+            &self.inst.modules_dir,
+            modules_work_dir(&self.inst.dirs.datastore),
+            kind,
+            self.inst.config.module_timeout,
+        )
+        .map_err(|e| abort(e.to_string()))?;
+        runner
+            .prepare_tree(&tree_context(info, &installed, &self.device_type))
+            .map_err(|e| abort(e.to_string()))?;
+        self.runner = Some(runner);
+        self.inst
+            .scripts
+            .run("Download", Action::Enter, Policy::StopOnFirstError)
+            .map_err(|e| abort(e.to_string()))?;
+        let runner = self.runner.as_ref().expect("set above");
+        let sizes = runner
+            .provide_payload_file_sizes()
+            .map_err(|e| abort(e.to_string()))?;
+        self.download = Some(
+            runner
+                .start_download(sizes)
+                .map_err(|e| abort(e.to_string()))?,
+        );
+        Ok(())
+    }
+
+    fn file(
+        &mut self,
+        _info: &ArtifactInfo,
+        _payload: usize,
+        file: &PayloadFile,
+        data: &mut dyn Read,
+    ) -> crate::artifact::Result<()> {
+        match &mut self.download {
+            Some(d) => d
+                .file(&file.name, file.size, data)
+                .map_err(|e| abort(e.to_string())),
+            None => Err(abort(format!(
+                "{}: payload data in an artifact with an empty payload",
+                file.name
+            ))),
+        }
+    }
+}
+
+impl Installer {
+    fn machine<'a>(
+        &'a self,
+        modules: &'a dyn Fn(&str) -> Result<ModuleRunner, String>,
+    ) -> Machine<'a> {
+        Machine {
+            store: &self.store,
+            scripts: &self.scripts,
+            modules,
+            stop_before: &self.stop_before,
+            log: &*self.log,
+        }
+    }
+
+    fn runner_for(&self, kind: &str) -> Result<ModuleRunner, String> {
+        ModuleRunner::new(
+            &self.modules_dir,
+            modules_work_dir(&self.dirs.datastore),
+            kind,
+            self.config.module_timeout,
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    fn device_type(&self) -> Result<String, String> {
+        let path = self
+            .config
+            .device_type_file
+            .clone()
+            .unwrap_or_else(|| self.dirs.datastore.join("device_type"));
+        read_device_type(&path).map_err(|e| e.0)
+    }
+
+    /// Installs the artifact read from `source`.
+    pub fn install(&self, source: &mut dyn Read) -> Result<Outcome, String> {
+        let not_modified = |msg: String| {
+            (self.log)(&msg);
+            Ok(Outcome {
+                operation: Some("Streaming failed."),
+                additional: vec!["System not modified."],
+                failed: true,
+                ..Default::default()
+            })
+        };
+        if self.store.journal().map_err(|e| e.0)?.is_some() {
+            (self.log)("update already in progress; commit or roll back first");
+            return Ok(Outcome {
+                additional: vec!["System not modified."],
+                failed: true,
+                ..Default::default()
+            });
+        }
+        let device_type = match self.device_type() {
+            Ok(d) => d,
+            Err(e) => return not_modified(e),
+        };
+        let any = AnyKey(self.keys.clone());
+        let opts = ReadOptions {
+            verify: if self.keys.is_empty() {
+                VerifyMode::None
+            } else {
+                VerifyMode::Require(&any)
+            },
+            progress: None,
+        };
+        let mut v = InstallVisitor {
+            inst: self,
+            device_type,
+            runner: None,
+            download: None,
+            empty: false,
+            depends_failed: false,
+        };
+        let read = read_artifact(&mut *source, &opts, &mut v);
+        let finished = match (read, v.download.take()) {
+            (Ok(info), Some(d)) => d.finish().map(|_| info).map_err(|e| e.to_string()),
+            (Ok(info), None) => Ok(info),
+            (Err(e), download) => {
+                drop(download);
+                Err(e.to_string())
+            }
+        };
+        let finished = finished.and_then(|info| {
+            if v.runner.is_some() {
+                self.scripts
+                    .run("Download", Action::Leave, Policy::StopOnFirstError)
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(info)
+        });
+        let info = match finished {
+            Ok(info) => info,
+            Err(e) => {
+                let mut out = not_modified(e)?;
+                if let Some(r) = &v.runner {
+                    let _ =
+                        self.scripts
+                            .run("Download", Action::Error, Policy::RunAllCollectErrors);
+                    if r.call(State::Cleanup).is_err() {
+                        out.additional.push("Cleanup failed.");
+                    }
+                }
+                return Ok(out);
+            }
+        };
+        let ti = &info.payloads[0].type_info;
+        let mut journal = Journal {
+            version: 2,
+            artifact_name: info.header_info.artifact_name.clone(),
+            artifact_group: info.header_info.artifact_group.clone().unwrap_or_default(),
+            payload_types: vec![info.payload_type(0).unwrap_or_default().to_string()],
+            artifact_type_info_provides: (!ti.provides.is_empty()).then(|| ti.provides.clone()),
+            artifact_clears_provides: ti.clears_provides.clone(),
+            in_state: Step::BeforeInstall,
+            failed: false,
+            rolled_back: false,
+        };
+        if v.empty {
+            let old = self.store.installed().map_err(|e| e.0)?;
+            self.store
+                .finish(Some(&committed(&old, &journal)))
+                .map_err(|e| e.0)?;
+            return Ok(Outcome {
+                additional: vec!["Artifact with empty payload. Committing immediately."],
+                operation: Some("Installed and committed."),
+                ..Default::default()
+            });
+        }
+        self.store.save_journal(&journal).map_err(|e| e.0)?;
+        let modules = |k: &str| self.runner_for(k);
+        let out = self
+            .machine(&modules)
+            .run(&mut journal, Outcome::default())?;
+        Ok(out)
+    }
+
+    fn nothing() -> Outcome {
+        Outcome {
+            operation: Some("No update in progress."),
+            nothing_in_progress: true,
+            ..Default::default()
+        }
+    }
+
+    /// Commits the installed update.
+    pub fn commit(&self) -> Result<Outcome, String> {
+        let Some(mut j) = self.store.journal().map_err(|e| e.0)? else {
+            return Ok(Self::nothing());
+        };
+        if !matches!(j.in_state, Step::BeforeCommit | Step::Committing) {
+            return Err("cannot commit from this state; use `resume` or `rollback`".into());
+        }
+        let modules = |k: &str| self.runner_for(k);
+        self.machine(&modules).run(&mut j, Outcome::default())
+    }
+
+    /// Rolls the update back.
+    pub fn rollback(&self) -> Result<Outcome, String> {
+        let Some(mut j) = self.store.journal().map_err(|e| e.0)? else {
+            return Ok(Self::nothing());
+        };
+        match j.in_state {
+            Step::BeforeInstall => {
+                // Nothing was installed: only the failure and cleanup steps remain.
+                j.rolled_back = true;
+                j.in_state = Step::Failing;
+            }
+            Step::BeforeCommit => {
+                let m = self.runner_for(&j.payload_types[0])?;
+                if !m.supports_rollback().map_err(|e| e.to_string())? {
+                    return Err("the update module does not support rollback".into());
+                }
+                j.in_state = Step::RollingBack;
+            }
+            Step::Installing | Step::Committing | Step::BeforeCommitLeave | Step::RollingBack => {
+                j.in_state = Step::RollingBack;
+            }
+            Step::CommitLeave | Step::Failing | Step::Cleanup => {
+                return Err("cannot roll back from this state; use `resume`".into());
+            }
+        }
+        self.store.save_journal(&j).map_err(|e| e.0)?;
+        let modules = |k: &str| self.runner_for(k);
+        let mut out = self.machine(&modules).run(&mut j, Outcome::default())?;
+        if out.additional.is_empty() && j.rolled_back {
+            out.additional.push("Rolled back.");
+        }
+        Ok(out)
+    }
+
+    /// Continues from where the last run stopped (power cut or `--stop-before`).
+    pub fn resume(&self) -> Result<Outcome, String> {
+        let Some(mut j) = self.store.journal().map_err(|e| e.0)? else {
+            return Ok(Self::nothing());
+        };
+        j.failed = false;
+        let modules = |k: &str| self.runner_for(k);
+        self.machine(&modules).run(&mut j, Outcome::default())
+    }
+}

@@ -1,0 +1,11 @@
+//! The on-device installer: update modules, state scripts and the processes that run them.
+
+pub mod config;
+pub mod installer;
+pub mod machine;
+pub mod module;
+pub mod outcome;
+pub mod process;
+pub mod provides;
+pub mod scripts;
+pub mod store;
