@@ -1,10 +1,6 @@
 //! Names in the format: member names, payload file names, artifact names and state-script
 //! names, with the rules that upstream applies when writing and reading.
 
-use std::sync::OnceLock;
-
-use regex::Regex;
-
 /// The content of the `version` member for format version 3.
 pub const VERSION_3: &[u8] = br#"{"format":"mender","version":3}"#;
 /// The content of the `version` member for format version 2.
@@ -63,11 +59,31 @@ pub fn check_artifact_name(what: &str, name: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn script_regex() -> &'static Regex {
-    static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| {
-        Regex::new(r"^([A-Za-z]+)_(Enter|Leave|Error)_([0-9][0-9])(_\S+)?$").expect("valid regex")
-    })
+/// Splits a state-script name `<State>_<Enter|Leave|Error>_<NN>[_<suffix>]` (state letters
+/// only, two digits, a suffix without whitespace) into state, action and order.
+pub fn split_script_name(name: &str) -> Option<(&str, &str, u8)> {
+    let (state, rest) = name.split_once('_')?;
+    if state.is_empty() || !state.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return None;
+    }
+    let (action, rest) = rest.split_once('_')?;
+    if !matches!(action, "Enter" | "Leave" | "Error") {
+        return None;
+    }
+    let digits = rest.get(..2)?;
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    match &rest[2..] {
+        "" => {}
+        suffix => {
+            let text = suffix.strip_prefix('_')?;
+            if text.is_empty() || text.chars().any(char::is_whitespace) {
+                return None;
+            }
+        }
+    }
+    Some((state, action, digits.parse().ok()?))
 }
 
 /// A parsed state-script name such as `ArtifactInstall_Enter_01_hello`.
@@ -85,12 +101,12 @@ pub struct ScriptName {
 /// pattern, the whole name must match, so `x.ArtifactInstall_Enter_01` is refused rather than
 /// silently never run by a device.
 pub fn parse_script_name(name: &str) -> Result<ScriptName, String> {
-    let caps = script_regex().captures(name).ok_or_else(|| {
+    let (state, action, order) = split_script_name(name).ok_or_else(|| {
         format!(
             "invalid script name {name:?}: scripts must be named <STATE>_<Enter|Leave|Error>_<NN>[_<description>]"
         )
     })?;
-    let state = caps[1].to_string();
+    let state = state.to_string();
     if !ARTIFACT_SCRIPT_STATES.contains(&state.as_str()) {
         return Err(format!(
             "unsupported script state {state} in {name:?}; artifacts may carry scripts for {}",
@@ -99,8 +115,8 @@ pub fn parse_script_name(name: &str) -> Result<ScriptName, String> {
     }
     Ok(ScriptName {
         state,
-        action: caps[2].to_string(),
-        order: caps[3].parse().expect("two digits"),
+        action: action.to_string(),
+        order,
     })
 }
 

@@ -9,8 +9,6 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use regex::Regex;
-
 use crate::install::module::is_plain_name;
 use crate::install::process::{self, Captured, Ending, DEFAULT_KILL_GRACE};
 
@@ -166,12 +164,6 @@ impl ScriptRunner {
     pub fn discover(&self, state: &str, action: Action) -> Result<Vec<PathBuf>, ScriptError> {
         let dir = self.dir_for(state)?;
         check_version(dir)?;
-        let pattern = format!(
-            r"^{}_{}_[0-9]{{2}}(_\S+)?$",
-            regex::escape(state),
-            action.as_str()
-        );
-        let re = Regex::new(&pattern).expect("the script name pattern is valid");
         let entries = match fs::read_dir(dir) {
             Ok(e) => e,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -183,7 +175,9 @@ impl ScriptRunner {
             let Ok(name) = entry.file_name().into_string() else {
                 continue;
             };
-            if !re.is_match(&name) {
+            let wanted = crate::artifact::names::split_script_name(&name)
+                .is_some_and(|(s, a, _)| s == state && a == action.as_str());
+            if !wanted {
                 continue;
             }
             let path = entry.path();

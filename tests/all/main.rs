@@ -9,6 +9,7 @@ mod http;
 mod interop;
 mod man;
 mod pkcs11;
+mod powerloss;
 mod roundtrip;
 mod signing;
 mod update;

@@ -216,8 +216,16 @@ where
     match cmd {
         Command::Install { artifact, run } => {
             let inst = installer(&cli, &run.stop_before)?;
-            let mut src = open_source(&cli, &inst, artifact)?;
-            finish(inst.install(&mut src).map_err(fail)?, run.reboot_exit_code)
+            let src = open_source(&cli, &inst, artifact)?;
+            let bar = super::progress::bar("Installing", true);
+            if let Some(n) = src.len() {
+                bar.set_length(n);
+            }
+            (inst.log)(&format!("installing from {}", src.description()));
+            let mut reader = bar.wrap_read(src);
+            let out = inst.install(&mut reader);
+            bar.finish_and_clear();
+            finish(out.map_err(fail)?, run.reboot_exit_code)
         }
         Command::Commit { run } => {
             let inst = installer(&cli, &run.stop_before)?;
