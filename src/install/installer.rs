@@ -295,6 +295,59 @@ impl Installer {
         }
     }
 
+    /// Installs `<datastore>/bootstrap.mender` when nothing is installed yet (as upstream does
+    /// before `install` and `show-*`): an empty-payload artifact whose provides become the
+    /// device's, without a signature check. The file is removed afterwards in every case.
+    pub fn bootstrap(&self) -> Result<(), String> {
+        let path = self.dirs.datastore.join("bootstrap.mender");
+        if !path.exists()
+            || self
+                .store
+                .installed()
+                .map_err(|e| e.0)?
+                .artifact_name
+                .is_some()
+        {
+            return Ok(());
+        }
+        let result = (|| -> Result<(), String> {
+            let f = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let info = read_artifact(
+                std::io::BufReader::new(f),
+                &ReadOptions::default(),
+                &mut crate::artifact::Validate,
+            )
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+            if info.payloads.len() != 1 || info.payload_type(0).is_some() {
+                return Err(format!(
+                    "{}: not a bootstrap (empty payload) artifact",
+                    path.display()
+                ));
+            }
+            let ti = &info.payloads[0].type_info;
+            let j = Journal {
+                version: 2,
+                artifact_name: info.header_info.artifact_name.clone(),
+                artifact_group: info.header_info.artifact_group.clone().unwrap_or_default(),
+                payload_types: vec![String::new()],
+                artifact_type_info_provides: (!ti.provides.is_empty()).then(|| ti.provides.clone()),
+                artifact_clears_provides: ti.clears_provides.clone(),
+                in_state: Step::Cleanup,
+                failed: false,
+                rolled_back: false,
+            };
+            let old = self.store.installed().map_err(|e| e.0)?;
+            self.store
+                .set_installed(&committed(&old, &j))
+                .map_err(|e| e.0)
+        })();
+        let _ = std::fs::remove_file(&path);
+        if let Err(e) = &result {
+            (self.log)(&format!("bootstrap artifact ignored: {e}"));
+        }
+        Ok(())
+    }
+
     /// Commits the installed update.
     pub fn commit(&self) -> Result<Outcome, String> {
         let Some(mut j) = self.store.journal().map_err(|e| e.0)? else {

@@ -13,3 +13,4 @@ mod powerloss;
 mod roundtrip;
 mod signing;
 mod update;
+mod update_faults;

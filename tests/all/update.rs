@@ -13,12 +13,12 @@ fn ours_update() -> &'static str {
     env!("CARGO_BIN_EXE_mender-update")
 }
 
-struct Device {
-    dir: tempfile::TempDir,
+pub struct Device {
+    pub dir: tempfile::TempDir,
 }
 
 impl Device {
-    fn new() -> Device {
+    pub fn new() -> Device {
         assert!(
             Path::new(MODULES).join("single-file").exists(),
             "{MODULES} is missing: apt-get install mender-client"
@@ -39,21 +39,21 @@ impl Device {
         Device { dir }
     }
 
-    fn path(&self, p: &str) -> PathBuf {
+    pub fn path(&self, p: &str) -> PathBuf {
         self.dir.path().join(p)
     }
 
-    fn module(&self, name: &str, script: &str) {
+    pub fn module(&self, name: &str, script: &str) {
         let p = self.path("data/modules/v3").join(name);
         std::fs::write(&p, script).unwrap();
         std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     }
 
-    fn run(&self, args: &[&str]) -> Run {
+    pub fn run(&self, args: &[&str]) -> Run {
         self.run_stdin(args, None)
     }
 
-    fn run_stdin(&self, args: &[&str], stdin: Option<&Path>) -> Run {
+    pub fn run_stdin(&self, args: &[&str], stdin: Option<&Path>) -> Run {
         let mut c = Command::new(ours_update());
         c.args(args)
             .env("MENDER_CONF_DIR", self.path("conf"))
@@ -73,7 +73,7 @@ impl Device {
     }
 
     /// A single-file artifact (upstream-made) that puts `content` at dest/app.conf.
-    fn single_file(&self, name: &str, content: &str, extra: &[&str]) -> String {
+    pub fn single_file(&self, name: &str, content: &str, extra: &[&str]) -> String {
         let a = self.path("art");
         std::fs::write(a.join("dest_dir"), self.path("dest").display().to_string()).unwrap();
         std::fs::write(a.join("filename"), "app.conf").unwrap();
@@ -103,7 +103,7 @@ impl Device {
         out
     }
 
-    fn dest(&self) -> Option<String> {
+    pub fn dest(&self) -> Option<String> {
         std::fs::read_to_string(self.path("dest/app.conf")).ok()
     }
 }

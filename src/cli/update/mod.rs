@@ -134,8 +134,33 @@ fn installer(cli: &Cli, stop_before: &[String]) -> Result<Installer, CliError> {
     scripts.retry_interval = config.script_retry_interval;
     scripts.retry_timeout = config.script_retry_timeout;
     let log_file = cli.log_file.clone();
+    let level = cli
+        .log_level
+        .clone()
+        .or_else(|| config.log_level.clone())
+        .unwrap_or_else(|| "info".into());
+    let quiet = matches!(
+        level.as_str(),
+        "warning" | "warn" | "error" | "fatal" | "panic"
+    );
+    if !matches!(
+        level.as_str(),
+        "trace" | "debug" | "info" | "warning" | "warn" | "error" | "fatal" | "panic"
+    ) {
+        return Err(fail(format!(
+            "unknown log level {level:?}; use trace, debug, info, warning, error or fatal"
+        )));
+    }
+    let counter = std::sync::atomic::AtomicU64::new(0);
     let log: Box<dyn Fn(&str)> = Box::new(move |msg: &str| {
-        let line = format!("level=info msg={msg:?}\n");
+        if quiet {
+            return;
+        }
+        let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let line = format!(
+            "record_id={n} severity=info time={:?} name=\"Global\" msg={msg:?}\n",
+            log_time()
+        );
         match &log_file {
             Some(p) => {
                 if let Ok(mut f) = std::fs::OpenOptions::new()
@@ -160,6 +185,26 @@ fn installer(cli: &Cli, stop_before: &[String]) -> Result<Installer, CliError> {
         log,
         announce: Box::new(|l: &str| println!("{l}")),
     })
+}
+
+/// The current time as upstream's log records show it: `2026-Nov-28 18:01:17.887619`.
+fn log_time() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let s = super::artifact::read::go_time(now.as_secs() as i64);
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month: usize = s[5..7].parse().unwrap_or(1);
+    format!(
+        "{}-{}-{} {}.{:06}",
+        &s[0..4],
+        MONTHS[month - 1],
+        &s[8..10],
+        &s[11..19],
+        now.subsec_micros()
+    )
 }
 
 fn finish(out: Outcome, reboot_exit_code: bool) -> CliResult {
@@ -216,6 +261,7 @@ where
     match cmd {
         Command::Install { artifact, run } => {
             let inst = installer(&cli, &run.stop_before)?;
+            inst.bootstrap().map_err(fail)?;
             let src = open_source(&cli, &inst, artifact)?;
             let bar = super::progress::bar("Installing", true);
             if let Some(n) = src.len() {
@@ -241,12 +287,14 @@ where
         }
         Command::ShowArtifact => {
             let inst = installer(&cli, &[])?;
+            inst.bootstrap().map_err(fail)?;
             let i = inst.store.installed().map_err(fail)?;
             println!("{}", i.artifact_name.as_deref().unwrap_or("unknown"));
             Ok(())
         }
         Command::ShowProvides => {
             let inst = installer(&cli, &[])?;
+            inst.bootstrap().map_err(fail)?;
             let i = inst.store.installed().map_err(fail)?;
             for (k, v) in i.all() {
                 println!("{k}={v}");
