@@ -9,7 +9,7 @@ use super::config::{read_device_type, Config, Dirs};
 use super::machine::{committed, modules_work_dir, tree_context, Machine, StopPoint};
 use super::module::{Download, ModuleRunner, State};
 use super::outcome::Outcome;
-use super::provides::check_artifact;
+use super::provides::{check_artifact, Installed};
 use super::scripts::{Action, Policy, ScriptRunner};
 use super::store::{Journal, Step, Store};
 use crate::artifact::{
@@ -91,6 +91,7 @@ impl Visitor for InstallVisitor<'_> {
             .store_artifact_scripts(&scripts)
             .map_err(|e| abort(e.to_string()))?;
         let installed = self.inst.store.installed().map_err(|e| abort(e.0))?;
+        (self.inst.announce)("Installing artifact...");
         if let Err(e) = check_artifact(
             &self.device_type,
             &installed,
@@ -100,8 +101,8 @@ impl Visitor for InstallVisitor<'_> {
             self.depends_failed = true;
             return Err(abort(e.to_string()));
         }
-        (self.inst.announce)("Installing artifact...");
         let Some(kind) = info.payload_type(0) else {
+            (self.inst.announce)("Artifact with empty payload. Committing immediately.");
             self.empty = true;
             return Ok(());
         };
@@ -274,7 +275,6 @@ impl Installer {
                 .finish(Some(&committed(&old, &journal)))
                 .map_err(|e| e.0)?;
             return Ok(Outcome {
-                additional: vec!["Artifact with empty payload. Committing immediately."],
                 operation: Some("Installed and committed."),
                 ..Default::default()
             });
@@ -285,6 +285,18 @@ impl Installer {
             .machine(&modules)
             .run(&mut journal, Outcome::default())?;
         Ok(out)
+    }
+
+    /// When a run ends with the update still pending, the failure flag is cleared so that the
+    /// next command reports on its own run (upstream's rule); after a crash it stays set.
+    fn settle(&self) -> Result<(), String> {
+        if let Some(mut j) = self.store.journal().map_err(|e| e.0)? {
+            if j.failed {
+                j.failed = false;
+                self.store.save_journal(&j).map_err(|e| e.0)?;
+            }
+        }
+        Ok(())
     }
 
     fn nothing() -> Outcome {
@@ -300,15 +312,18 @@ impl Installer {
     /// device's, without a signature check. The file is removed afterwards in every case.
     pub fn bootstrap(&self) -> Result<(), String> {
         let path = self.dirs.datastore.join("bootstrap.mender");
-        if !path.exists()
-            || self
-                .store
-                .installed()
-                .map_err(|e| e.0)?
-                .artifact_name
-                .is_some()
-        {
+        let installed = self.store.installed().map_err(|e| e.0)?;
+        if installed.artifact_name.is_some() {
             return Ok(());
+        }
+        if !path.exists() {
+            // As upstream: a device that never installed anything is `unknown`, which
+            // artifacts can depend on.
+            let unknown = Installed {
+                artifact_name: Some("unknown".into()),
+                ..installed
+            };
+            return self.store.set_installed(&unknown).map_err(|e| e.0);
         }
         let result = (|| -> Result<(), String> {
             let f = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -357,7 +372,9 @@ impl Installer {
             return Err("cannot commit from this state; use `resume` or `rollback`".into());
         }
         let modules = |k: &str| self.runner_for(k);
-        self.machine(&modules).run(&mut j, Outcome::default())
+        let out = self.machine(&modules).run(&mut j, Outcome::default());
+        self.settle()?;
+        out
     }
 
     /// Rolls the update back.
@@ -366,12 +383,7 @@ impl Installer {
             return Ok(Self::nothing());
         };
         match j.in_state {
-            Step::BeforeInstall => {
-                // Nothing was installed: only the failure and cleanup steps remain.
-                j.rolled_back = true;
-                j.in_state = Step::Failing;
-            }
-            Step::BeforeCommit => {
+            Step::BeforeInstall | Step::BeforeCommit => {
                 let m = self.runner_for(&j.payload_types[0])?;
                 if !m.supports_rollback().map_err(|e| e.to_string())? {
                     return Err("the update module does not support rollback".into());
@@ -387,11 +399,9 @@ impl Installer {
         }
         self.store.save_journal(&j).map_err(|e| e.0)?;
         let modules = |k: &str| self.runner_for(k);
-        let mut out = self.machine(&modules).run(&mut j, Outcome::default())?;
-        if out.additional.is_empty() && j.rolled_back {
-            out.additional.push("Rolled back.");
-        }
-        Ok(out)
+        let out = self.machine(&modules).run(&mut j, Outcome::default());
+        self.settle()?;
+        out
     }
 
     /// Continues from where the last run stopped (power cut or `--stop-before`).
@@ -399,8 +409,9 @@ impl Installer {
         let Some(mut j) = self.store.journal().map_err(|e| e.0)? else {
             return Ok(Self::nothing());
         };
-        j.failed = false;
         let modules = |k: &str| self.runner_for(k);
-        self.machine(&modules).run(&mut j, Outcome::default())
+        let out = self.machine(&modules).run(&mut j, Outcome::default());
+        self.settle()?;
+        out
     }
 }

@@ -149,10 +149,9 @@ impl Machine<'_> {
                     self.save(j, Step::BeforeCommitLeave)?;
                 }
                 Step::Committing => {
-                    // Power was lost during ArtifactCommit: its outcome is unknown.
-                    out.operation = Some("Committing failed.");
-                    j.failed = true;
-                    self.rollback_query(j, &mut out, true)?;
+                    // Power was lost during ArtifactCommit: its outcome is unknown, so the
+                    // update is rolled back, as upstream does.
+                    self.rollback_query(j, &mut out, false)?;
                 }
                 Step::BeforeCommitLeave => {
                     if self.stops(StopPoint::ArtifactCommitLeave) {
@@ -175,10 +174,8 @@ impl Machine<'_> {
                     if self.stops(StopPoint::ArtifactRollbackEnter) {
                         return Ok(out);
                     }
-                    if j.in_state == Step::Installing {
-                        out.operation.get_or_insert("Installation failed.");
-                        j.failed = true;
-                    }
+                    // From Installing (power lost during ArtifactInstall) straight to
+                    // ArtifactRollback, as upstream does.
                     self.rollback(j, &mut out)?;
                 }
                 Step::Failing => {
@@ -212,6 +209,8 @@ impl Machine<'_> {
                 out.additional
                     .push("Update Module does not support rollback. System may be in an inconsistent state.");
             }
+            // Without a rollback the device is in an unknown state.
+            j.failed = true;
             self.save(j, Step::Failing)?;
         }
         Ok(())
@@ -273,11 +272,10 @@ impl Machine<'_> {
         let new = if j.rolled_back {
             None
         } else if j.failed {
-            Some(Installed {
-                artifact_name: Some(format!("{}_INCONSISTENT", j.artifact_name)),
-                artifact_group: old.artifact_group.clone(),
-                provides: old.provides.clone(),
-            })
+            // As upstream: the new artifact's data, under a name that says it is broken.
+            let mut broken = committed(&old, j);
+            broken.artifact_name = Some(format!("{}_INCONSISTENT", j.artifact_name));
+            Some(broken)
         } else {
             Some(committed(&old, j))
         };

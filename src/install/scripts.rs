@@ -24,14 +24,9 @@ pub const RETRY_LATER: i32 = 21;
 
 /// States that have scripts; Idle, Sync and Download use the root-filesystem dir.
 const ROOTFS_STATES: [&str; 3] = ["Idle", "Sync", "Download"];
-const ARTIFACT_STATES: [&str; 6] = [
-    "ArtifactInstall",
-    "ArtifactReboot",
-    "ArtifactCommit",
-    "ArtifactRollback",
-    "ArtifactRollbackReboot",
-    "ArtifactFailure",
-];
+/// The Artifact* states, whose scripts come with the artifact (the same list the writer
+/// accepts).
+const ARTIFACT_STATES: [&str; 6] = crate::artifact::names::ARTIFACT_SCRIPT_STATES;
 
 /// When in a state a script runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -162,3 +162,162 @@ fn sigkill_at_every_state_ends_consistent() {
         }
     }
 }
+
+/// A device with module `m` (script given) and an artifact for it.
+fn setup(script: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tmp();
+    let d = dir.path();
+    for sub in ["conf", "data/modules/v3", "store", "art"] {
+        std::fs::create_dir_all(d.join(sub)).unwrap();
+    }
+    std::fs::write(d.join("store/device_type"), "device_type=dev\n").unwrap();
+    let m = d.join("data/modules/v3/m");
+    std::fs::write(&m, script).unwrap();
+    std::fs::set_permissions(&m, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(d.join("art/p"), "p").unwrap();
+    let art = d.join("a.mender");
+    upstream_ma(
+        d,
+        &[
+            "write",
+            "module-image",
+            "-T",
+            "m",
+            "-t",
+            "dev",
+            "-n",
+            "bad-1",
+            "-p",
+            "m.extra:1",
+            "-f",
+            d.join("art/p").to_str().unwrap(),
+            "-o",
+            art.to_str().unwrap(),
+        ],
+    )
+    .ok();
+    (dir, art)
+}
+
+#[test]
+fn a_crash_after_a_failure_is_still_a_failure() {
+    // No rollback support, ArtifactInstall fails, power is lost during ArtifactFailure.
+    let (dir, art) = setup("#!/bin/sh\ncase \"$1\" in\nArtifactInstall) exit 1;;\nArtifactFailure) if [ ! -e \"$2/../../../../../killed\" ]; then touch \"$2/../../../../../killed\"; kill -9 $PPID; sleep 1; fi;;\nesac\nexit 0\n");
+    let d = dir.path();
+    let r = update(d, &["install", art.to_str().unwrap()], None);
+    assert_eq!(r.code, -9, "killed: {}{}", r.stdout, r.stderr);
+    let r = update(d, &["resume"], None);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        update(d, &["show-artifact"], None).stdout,
+        "bad-1_INCONSISTENT\n"
+    );
+    let provides = update(d, &["show-provides"], None).stdout;
+    assert!(
+        provides.contains("m.extra=1"),
+        "the broken artifact's provides are recorded: {provides}"
+    );
+}
+
+#[test]
+fn recovered_install_or_commit_rolls_back_cleanly() {
+    let module = "#!/bin/sh\ncase \"$1\" in\nSupportsRollback) echo Yes;;\n$KILL_AT) if [ ! -e \"$2/../../../../../killed\" ]; then touch \"$2/../../../../../killed\"; kill -9 $PPID; sleep 1; fi;;\nesac\nexit 0\n";
+    for (kill_at, then) in [("ArtifactInstall", "resume"), ("ArtifactCommit", "commit")] {
+        let (dir, art) = setup(module);
+        let d = dir.path();
+        let first = update(
+            d,
+            &["install", art.to_str().unwrap()],
+            Some(("KILL_AT", kill_at)),
+        );
+        if first.code == 0 {
+            assert_eq!(update(d, &["commit"], Some(("KILL_AT", kill_at))).code, -9);
+        }
+        let r = update(d, &[then], None);
+        assert_eq!(
+            (r.code, r.stdout.as_str()),
+            (0, "Rolled back.\n"),
+            "{kill_at}: {}",
+            r.stderr
+        );
+        assert_eq!(update(d, &["show-artifact"], None).stdout, "unknown\n");
+    }
+}
+
+#[test]
+fn fresh_device_output_matches_upstream() {
+    let (dir, art) =
+        setup("#!/bin/sh\ncase \"$1\" in\nSupportsRollback) echo Yes;;\nesac\nexit 0\n");
+    let d = dir.path();
+    assert_eq!(
+        update(d, &["show-provides"], None).stdout,
+        "artifact_name=unknown\n"
+    );
+    // A depends failure still announces the install first.
+    let dep = d.join("dep.mender");
+    upstream_ma(
+        d,
+        &[
+            "write",
+            "module-image",
+            "-T",
+            "m",
+            "-t",
+            "dev",
+            "-n",
+            "x",
+            "-N",
+            "rel-0",
+            "-f",
+            d.join("art/p").to_str().unwrap(),
+            "-o",
+            dep.to_str().unwrap(),
+        ],
+    )
+    .ok();
+    let r = update(d, &["install", dep.to_str().unwrap()], None);
+    assert_eq!(
+        r.stdout,
+        "Installing artifact...\nStreaming failed.\nSystem not modified.\n"
+    );
+    // rollback from before ArtifactInstall goes through ArtifactRollback.
+    let log = d.join("calls");
+    let m = d.join("data/modules/v3/m");
+    std::fs::write(&m, format!("#!/bin/sh\necho \"$1\" >> {}\ncase \"$1\" in\nSupportsRollback) echo Yes;;\nesac\nexit 0\n", log.display())).unwrap();
+    update(
+        d,
+        &[
+            "install",
+            "--stop-before",
+            "ArtifactInstall_Enter",
+            art.to_str().unwrap(),
+        ],
+        None,
+    )
+    .ok();
+    let r = update(d, &["rollback"], None).ok();
+    assert_eq!(r.stdout, "Rolled back.\n");
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        calls.contains("ArtifactRollback\n") && !calls.contains("ArtifactInstall\n"),
+        "{calls}"
+    );
+    // Empty payload: the sentence comes right after the announcement.
+    let boot = d.join("boot.mender");
+    upstream_ma(
+        d,
+        &[
+            "write",
+            "bootstrap-artifact",
+            "-t",
+            "dev",
+            "-n",
+            "b-1",
+            "-o",
+            boot.to_str().unwrap(),
+        ],
+    )
+    .ok();
+    let r = update(d, &["install", boot.to_str().unwrap()], None).ok();
+    assert_eq!(r.stdout, "Installing artifact...\nArtifact with empty payload. Committing immediately.\nInstalled and committed.\n");
+}
