@@ -1,5 +1,6 @@
 //! The on-device installer: update modules, state scripts and the processes that run them.
 
+pub mod bootenv;
 pub mod config;
 pub mod installer;
 pub mod machine;
