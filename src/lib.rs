@@ -1,6 +1,6 @@
 //! Mender over-the-air update toolchain: the artifact format, keys and signatures, and the
 //! command-line front ends. The binaries in `src/bin` are thin wrappers over this library.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod artifact;
 pub mod cli;

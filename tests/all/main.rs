@@ -12,5 +12,6 @@ mod pkcs11;
 mod powerloss;
 mod roundtrip;
 mod signing;
+mod store_interop;
 mod update;
 mod update_faults;
