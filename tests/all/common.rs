@@ -53,9 +53,13 @@ impl Run {
     }
 }
 
-fn finish(out: Output) -> Run {
+/// The result of a finished command.
+pub fn finish(out: Output) -> Run {
     Run {
-        code: out.status.code().unwrap_or(-1),
+        // Killed by a signal: minus the signal number (-9 for SIGKILL).
+        code: out.status.code().unwrap_or_else(|| {
+            -std::os::unix::process::ExitStatusExt::signal(&out.status).unwrap_or(1)
+        }),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }

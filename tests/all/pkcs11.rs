@@ -29,11 +29,7 @@ fn run_hsm(dir: &Path, conf: &Path, args: &[&str]) -> Run {
         .env("SOFTHSM2_CONF", conf)
         .output()
         .unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    finish(out)
 }
 
 #[test]

@@ -20,11 +20,7 @@ fn update(dir: &Path, args: &[&str], kill: Option<(&str, &str)>) -> Run {
         c.env(var, state);
     }
     let out = c.output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-9),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    finish(out)
 }
 
 /// A module that installs files/app.conf to dest/app.conf with a backup for rollback, and

@@ -65,11 +65,7 @@ impl Device {
             None => Stdio::null(),
         });
         let out = c.output().unwrap();
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        finish(out)
     }
 
     /// A single-file artifact (upstream-made) that puts `content` at dest/app.conf.
