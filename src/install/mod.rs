@@ -8,5 +8,6 @@ pub mod module;
 pub mod outcome;
 pub mod process;
 pub mod provides;
+pub mod rootfs;
 pub mod scripts;
 pub mod store;

@@ -1,0 +1,322 @@
+//! The native rootfs-image payload handler: writes an A/B root filesystem image to the inactive
+//! partition and drives the boot variables through [`BootEnv`], following upstream's
+//! `rootfs-image` module (spec §6). A library for the installer to call instead of running a
+//! module script; the boot protocol itself lives in [`super::bootenv::rules`].
+
+/// The running root's identity (device numbers, kernel command line).
+pub mod root;
+/// Persisted handler state: the download marker and the original partition.
+pub mod state;
+/// Streaming an image onto a partition, with read-compare-write and read-back verification.
+pub mod write;
+
+#[cfg(test)]
+mod cycle_tests;
+#[cfg(test)]
+mod tests;
+
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use super::bootenv::rules::{self, VARIABLES};
+use super::bootenv::{self, BootEnv, BootEnvError, Slots, Vars};
+use super::module::RebootAnswer;
+
+pub use root::RootInfo;
+pub use state::DownloadRecord;
+pub use write::DownloadStats;
+
+/// The handler's settings, from mender.conf's `RootfsPartA`/`RootfsPartB` and the
+/// read-compare-write option.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootfsConfig {
+    /// `RootfsPartA`: a block device, or a plain file standing for one.
+    pub part_a: PathBuf,
+    /// `RootfsPartB`: the same for the other slot.
+    pub part_b: PathBuf,
+    /// Read each chunk first and write only the ones that differ, sparing flash wear and time
+    /// when much of the image is unchanged.
+    pub read_compare_write: bool,
+    /// Treat a regular file as a fixed-size partition (its current length) instead of letting it
+    /// take the image's size; for simulated devices built from preallocated images.
+    pub fixed_size_files: bool,
+}
+
+/// Why the handler refused or failed; each message is one line and names the partition, file or
+/// payload concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum RootfsError {
+    /// The boot environment could not be read or written, or a boot rule refused.
+    #[error(transparent)]
+    BootEnv(#[from] BootEnvError),
+    /// A partition path that is not valid UTF-8 cannot be compared with the boot environment.
+    #[error("partition path {} is not valid utf-8", .0.display())]
+    BadPath(PathBuf),
+    /// Opening, reading, writing or syncing a partition failed.
+    #[error("partition {}: {source}", path.display())]
+    Partition {
+        /// The partition.
+        path: PathBuf,
+        /// The error from the operating system.
+        source: io::Error,
+    },
+    /// The configured partition is neither a block device nor a regular file.
+    #[error("partition {} is neither a block device nor a regular file", .0.display())]
+    NotAPartition(PathBuf),
+    /// The image is larger than the partition; refused before writing anything.
+    #[error("image of {size} bytes does not fit partition {} ({capacity} bytes)", path.display())]
+    TooLarge {
+        /// The partition.
+        path: PathBuf,
+        /// The image size.
+        size: u64,
+        /// The partition size.
+        capacity: u64,
+    },
+    /// The payload stream failed, including a checksum mismatch reported at its end.
+    #[error("reading payload {name}: {source}")]
+    Stream {
+        /// The payload file name.
+        name: String,
+        /// The stream's error.
+        source: io::Error,
+    },
+    /// The payload ended before its announced size.
+    #[error("payload {name} ended after {got} of {size} bytes")]
+    ShortImage {
+        /// The payload file name.
+        name: String,
+        /// The announced size.
+        size: u64,
+        /// Bytes received.
+        got: u64,
+    },
+    /// The payload carries more than its announced size.
+    #[error("payload {name} is longer than its announced {size} bytes")]
+    LongImage {
+        /// The payload file name.
+        name: String,
+        /// The announced size.
+        size: u64,
+    },
+    /// What was read back from the partition differs from what was received.
+    #[error("partition {} does not read back what was written (sha256 {found}, expected {expected})", path.display())]
+    VerifyFailed {
+        /// The partition.
+        path: PathBuf,
+        /// SHA-256 of the bytes received.
+        expected: String,
+        /// SHA-256 of the bytes read back.
+        found: String,
+    },
+    /// Install without a successful download in this update.
+    #[error("no verified rootfs download in this update ({} missing)", marker.display())]
+    NotDownloaded {
+        /// The marker file download leaves.
+        marker: PathBuf,
+    },
+    /// The download went to a partition that is no longer the passive one.
+    #[error(
+        "downloaded image is on partition {downloaded} but the passive partition is now {passive}"
+    )]
+    StaleDownload {
+        /// The partition written.
+        downloaded: u32,
+        /// The passive partition now.
+        passive: u32,
+    },
+    /// Reading or writing the handler's state files failed.
+    #[error("rootfs state file {}: {source}", path.display())]
+    State {
+        /// The file.
+        path: PathBuf,
+        /// The error from the operating system.
+        source: io::Error,
+    },
+    /// A state file exists but cannot be understood.
+    #[error("rootfs state file {}: {reason}", path.display())]
+    BadState {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+}
+
+/// One rootfs-image payload's handler for one update: borrows the boot environment, knows the
+/// running root, and keeps its state in the payload's work directory.
+pub struct RootfsHandler<'a> {
+    config: RootfsConfig,
+    env: &'a dyn BootEnv,
+    root: RootInfo,
+    work_dir: PathBuf,
+    /// Test-only fault injection run after the image is synced and before it is read back.
+    post_write: Option<Box<write::PostWrite<'a>>>,
+}
+
+impl<'a> RootfsHandler<'a> {
+    /// A handler; `work_dir` is per update (upstream: `<tree>/tmp`) and is created on demand.
+    pub fn new(
+        config: RootfsConfig,
+        env: &'a dyn BootEnv,
+        root: RootInfo,
+        work_dir: impl Into<PathBuf>,
+    ) -> Self {
+        RootfsHandler {
+            config,
+            env,
+            root,
+            work_dir: work_dir.into(),
+            post_write: None,
+        }
+    }
+
+    /// Injects a fault between writing and verifying, to prove the read-back catches it.
+    #[cfg(test)]
+    pub(crate) fn with_post_write(mut self, hook: impl Fn(&Path) -> io::Result<()> + 'a) -> Self {
+        self.post_write = Some(Box::new(hook));
+        self
+    }
+
+    fn part_str(path: &Path) -> Result<&str, RootfsError> {
+        path.to_str()
+            .ok_or_else(|| RootfsError::BadPath(path.to_owned()))
+    }
+
+    fn vars(&self) -> Result<Vars, RootfsError> {
+        Ok(self.env.get(&VARIABLES)?)
+    }
+
+    /// Active and passive partition per the boot environment, confirmed against the running root.
+    fn active_slots(&self, vars: &Vars) -> Result<Slots, RootfsError> {
+        Ok(rules::active_partition(
+            vars,
+            Self::part_str(&self.config.part_a)?,
+            Self::part_str(&self.config.part_b)?,
+            self.root.mounted_root,
+            root::device_number,
+            self.root.cmdline.as_deref(),
+        )?)
+    }
+
+    /// Which partition is active and which is the install target. Refuses while an update is
+    /// pending (`upgrade_available=1`): writing then could overwrite the only way back.
+    pub fn slots(&self) -> Result<Slots, RootfsError> {
+        let vars = self.vars()?;
+        if !matches!(
+            vars.get(rules::UPGRADE_AVAILABLE)
+                .and_then(|v| v.as_deref()),
+            None | Some("") | Some("0")
+        ) {
+            return Err(BootEnvError::UpdatePending.into());
+        }
+        self.active_slots(&vars)
+    }
+
+    /// DownloadWithFileSizes: streams exactly `size` bytes of image `name` from `data` (which
+    /// verifies the artifact checksum and fails at its end on mismatch) onto the passive
+    /// partition, then verifies it by reading back. The boot environment is not touched; only a
+    /// fully verified download leaves the marker install requires.
+    pub fn download(
+        &self,
+        name: &str,
+        size: u64,
+        data: &mut dyn Read,
+    ) -> Result<DownloadStats, RootfsError> {
+        state::remove(&self.work_dir, state::DOWNLOAD_MARKER)?;
+        let slots = self.slots()?;
+        let target = write::open_target(
+            Path::new(&slots.passive.device),
+            self.config.fixed_size_files,
+        )?;
+        let (stats, sha) = write::write_image(
+            &target,
+            name,
+            size,
+            data,
+            self.config.read_compare_write,
+            self.post_write.as_deref(),
+        )?;
+        let record = DownloadRecord {
+            partition: slots.passive.number,
+            size,
+            sha256: hex::encode(sha),
+        };
+        state::save_download(&self.work_dir, &record)?;
+        Ok(stats)
+    }
+
+    /// ArtifactInstall: after this update's verified download, saves the running partition for
+    /// rollback (durably, before anything changes) and points the boot loader at the new one
+    /// with `upgrade_available=1`, `bootcount=0`; the backend reads the variables back.
+    pub fn install(&self) -> Result<(), RootfsError> {
+        let record = state::load_download(&self.work_dir)?;
+        let slots = self.slots()?;
+        if record.partition != slots.passive.number {
+            return Err(RootfsError::StaleDownload {
+                downloaded: record.partition,
+                passive: slots.passive.number,
+            });
+        }
+        let vars = self.vars()?;
+        let changes = rules::install(&vars, slots.active.number, slots.passive.number)?;
+        state::save_original(&self.work_dir, slots.active.number)?;
+        bootenv::apply(self.env, &changes)?;
+        Ok(())
+    }
+
+    /// The new root only runs after a reboot, which the client may do itself.
+    pub fn needs_reboot(&self) -> RebootAnswer {
+        RebootAnswer::Automatic
+    }
+
+    /// The previous root stays on its partition, so every update can be rolled back.
+    pub fn supports_rollback(&self) -> bool {
+        true
+    }
+
+    /// ArtifactCommit after the reboot: makes the update permanent when it is running. When the
+    /// boot loader already fell back, fails with upstream's "Upgrade failed and was reverted:
+    /// refusing to commit!", checked first so a root mismatch cannot hide it.
+    pub fn commit(&self) -> Result<(), RootfsError> {
+        let vars = self.vars()?;
+        if vars
+            .get(rules::UPGRADE_AVAILABLE)
+            .and_then(|v| v.as_deref())
+            != Some("1")
+        {
+            return Err(BootEnvError::UpgradeReverted.into());
+        }
+        let slots = self.active_slots(&vars)?;
+        bootenv::apply(self.env, &rules::commit(&vars, slots.active.number)?)?;
+        Ok(())
+    }
+
+    /// ArtifactRollback: boots the saved original partition again. Without a saved partition
+    /// but with an update pending, the original is the partition not selected now (upstream's
+    /// rule); with neither there is nothing to undo.
+    pub fn rollback(&self) -> Result<(), RootfsError> {
+        let vars = self.vars()?;
+        let original = match state::load_original(&self.work_dir)? {
+            Some(n) => n,
+            None => {
+                let pending = vars
+                    .get(rules::UPGRADE_AVAILABLE)
+                    .and_then(|v| v.as_deref());
+                if pending != Some("1") {
+                    return Ok(());
+                }
+                let a = rules::partition_number(Self::part_str(&self.config.part_a)?)?;
+                let b = rules::partition_number(Self::part_str(&self.config.part_b)?)?;
+                let selected = vars.get(rules::BOOT_PART).and_then(|v| v.as_deref());
+                if selected == Some(a.to_string().as_str()) {
+                    b
+                } else {
+                    a
+                }
+            }
+        };
+        bootenv::apply(self.env, &rules::rollback(&vars, original)?)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,225 @@
+//! Streaming an image onto a partition: bounded memory (two 1 MiB buffers at most), optional
+//! read-compare-write to spare flash, fsync, then a read-back whose SHA-256 must equal that of
+//! the bytes received.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::{FileExt, FileTypeExt};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{posix_fadvise, PosixFadviseAdvice};
+use sha2::{Digest, Sha256};
+
+use super::RootfsError;
+
+/// Chunk size for writing, comparing and verifying: large enough for throughput, small enough
+/// to keep memory bounded on small devices.
+pub const CHUNK: usize = 1 << 20;
+
+/// A callback run on the partition after the sync and before the read-back (fault injection).
+pub type PostWrite<'a> = dyn Fn(&Path) -> io::Result<()> + 'a;
+
+/// What a download did to the partition, so callers (and tests) can see read-compare-write at
+/// work.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DownloadStats {
+    /// Bytes actually written to the partition.
+    pub bytes_written: u64,
+    /// Bytes left alone because the partition already held them (read-compare-write).
+    pub bytes_skipped: u64,
+    /// Chunks written.
+    pub chunks_written: u64,
+    /// Chunks skipped.
+    pub chunks_skipped: u64,
+}
+
+/// An opened partition and how much it can hold.
+#[derive(Debug)]
+pub struct Target {
+    /// The configured path, for messages.
+    pub path: PathBuf,
+    file: File,
+    /// `None`: a regular file that may grow or shrink to the image's size.
+    pub capacity: Option<u64>,
+}
+
+fn io_err(path: &Path, source: io::Error) -> RootfsError {
+    RootfsError::Partition {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Opens a partition for reading and writing. A block device holds exactly its size; a regular
+/// file (a disk image in simulations) may take any size unless `fixed_size_files` says it stands
+/// for a fixed partition. Nothing is created: a missing partition is a configuration error.
+pub fn open_target(path: &Path, fixed_size_files: bool) -> Result<Target, RootfsError> {
+    let meta = path.metadata().map_err(|e| io_err(path, e))?;
+    let kind = meta.file_type();
+    if !kind.is_block_device() && !kind.is_file() {
+        return Err(RootfsError::NotAPartition(path.to_owned()));
+    }
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| io_err(path, e))?;
+    let capacity = if kind.is_block_device() {
+        Some(file.seek(SeekFrom::End(0)).map_err(|e| io_err(path, e))?)
+    } else {
+        fixed_size_files.then_some(meta.len())
+    };
+    Ok(Target {
+        path: path.to_owned(),
+        file,
+        capacity,
+    })
+}
+
+/// Refuses an image that does not fit, before a single byte is written.
+pub fn check_capacity(path: &Path, capacity: Option<u64>, size: u64) -> Result<(), RootfsError> {
+    match capacity {
+        Some(capacity) if size > capacity => Err(RootfsError::TooLarge {
+            path: path.to_owned(),
+            size,
+            capacity,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Fills `buf` from `data`; returns how many bytes came before end of stream.
+fn read_full(data: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match data.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Reads `buf.len()` bytes at `offset`, or fewer at the end of the partition.
+fn read_at_full(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read_at(&mut buf[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Streams exactly `size` bytes from `data` onto `target` and returns what was done and the
+/// SHA-256 of the bytes received. After the last byte the stream is read once more, so a
+/// checksumming reader can report a mismatch and an over-long stream is caught. `post_write`
+/// runs after the fsync and before the read-back (fault injection in tests).
+pub fn write_image(
+    target: &Target,
+    name: &str,
+    size: u64,
+    data: &mut dyn Read,
+    read_compare_write: bool,
+    post_write: Option<&PostWrite<'_>>,
+) -> Result<(DownloadStats, [u8; 32]), RootfsError> {
+    check_capacity(&target.path, target.capacity, size)?;
+    let path = target.path.as_path();
+    let stream_err = |source| RootfsError::Stream {
+        name: name.to_owned(),
+        source,
+    };
+    let mut stats = DownloadStats::default();
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; CHUNK.min(size as usize)];
+    let mut current = if read_compare_write {
+        vec![0u8; buf.len()]
+    } else {
+        Vec::new()
+    };
+    let mut offset = 0u64;
+    while offset < size {
+        let n = CHUNK.min((size - offset) as usize);
+        let got = read_full(data, &mut buf[..n]).map_err(stream_err)?;
+        if got < n {
+            return Err(RootfsError::ShortImage {
+                name: name.to_owned(),
+                size,
+                got: offset + got as u64,
+            });
+        }
+        let chunk = &buf[..n];
+        hasher.update(chunk);
+        let same = read_compare_write && {
+            let have = read_at_full(&target.file, &mut current[..n], offset)
+                .map_err(|e| io_err(path, e))?;
+            have == n && current[..n] == *chunk
+        };
+        if same {
+            stats.bytes_skipped += n as u64;
+            stats.chunks_skipped += 1;
+        } else {
+            target
+                .file
+                .write_all_at(chunk, offset)
+                .map_err(|e| io_err(path, e))?;
+            stats.bytes_written += n as u64;
+            stats.chunks_written += 1;
+        }
+        offset += n as u64;
+    }
+    drop(current);
+    let mut probe = [0u8; 1];
+    if read_full(data, &mut probe).map_err(stream_err)? != 0 {
+        return Err(RootfsError::LongImage {
+            name: name.to_owned(),
+            size,
+        });
+    }
+    if target.capacity.is_none() {
+        // A regular file stands for a partition of exactly the image's size.
+        target.file.set_len(size).map_err(|e| io_err(path, e))?;
+    }
+    target.file.sync_all().map_err(|e| io_err(path, e))?;
+    if let Some(hook) = post_write {
+        hook(path).map_err(|e| io_err(path, e))?;
+    }
+    let received: [u8; 32] = hasher.finalize().into();
+    let written = hash_back(target, size, &mut buf)?;
+    if written != received {
+        return Err(RootfsError::VerifyFailed {
+            path: path.to_owned(),
+            expected: hex::encode(received),
+            found: hex::encode(written),
+        });
+    }
+    Ok((stats, received))
+}
+
+/// SHA-256 of the first `size` bytes of the partition, read back after dropping clean cached
+/// pages where the kernel allows, so the check sees the medium rather than memory.
+fn hash_back(target: &Target, size: u64, buf: &mut [u8]) -> Result<[u8; 32], RootfsError> {
+    let path = target.path.as_path();
+    // Advisory only: a failure just means the read may come from the cache.
+    let _ = posix_fadvise(&target.file, 0, 0, PosixFadviseAdvice::POSIX_FADV_DONTNEED);
+    let mut hasher = Sha256::new();
+    let mut offset = 0u64;
+    while offset < size {
+        let n = buf.len().min((size - offset) as usize);
+        let got = read_at_full(&target.file, &mut buf[..n], offset).map_err(|e| io_err(path, e))?;
+        if got < n {
+            return Err(RootfsError::Partition {
+                path: path.to_owned(),
+                source: io::Error::new(io::ErrorKind::UnexpectedEof, "shorter than the image"),
+            });
+        }
+        hasher.update(&buf[..n]);
+        offset += n as u64;
+    }
+    Ok(hasher.finalize().into())
+}
