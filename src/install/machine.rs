@@ -3,7 +3,6 @@
 //! when the module cannot roll back). The journal is saved before every step that changes
 //! the device, so `resume` after a power cut repeats the interrupted step or rolls back.
 
-use std::io::Read;
 use std::path::PathBuf;
 
 use super::module::{ModuleRunner, State, TreeContext};
@@ -317,11 +316,6 @@ pub fn tree_context(
             .unwrap_or_default(),
         meta_data: info.payloads[0].meta_data.clone(),
     }
-}
-
-/// Reads everything from `r` (what a visitor leaves unread is checked anyway).
-pub fn drain(r: &mut dyn Read) -> std::io::Result<u64> {
-    std::io::copy(r, &mut std::io::sink())
 }
 
 /// The work dir of update modules in a datastore.

@@ -3,8 +3,8 @@
 //! atomically (temporary file, fsync, rename, fsync of the directory) so a power cut leaves
 //! either the old file or the new one.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use super::RootfsError;
@@ -59,16 +59,7 @@ fn io_err(path: &Path, source: io::Error) -> RootfsError {
 pub fn write_atomic(dir: &Path, name: &str, contents: &str) -> Result<(), RootfsError> {
     fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
     let path = dir.join(name);
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let mut f = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
-    f.write_all(contents.as_bytes())
-        .and_then(|()| f.sync_all())
-        .map_err(|e| io_err(&tmp, e))?;
-    drop(f);
-    fs::rename(&tmp, &path).map_err(|e| io_err(&path, e))?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io_err(dir, e))
+    crate::install::store::atomic_write(&path, contents.as_bytes()).map_err(|e| io_err(&path, e))
 }
 
 /// Reads `dir/name`; `None` when it does not exist, which callers treat as "not recorded".
