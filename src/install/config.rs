@@ -62,6 +62,9 @@ pub struct Config {
     pub rootfs_part_a: Option<String>,
     /// Root filesystem partition B.
     pub rootfs_part_b: Option<String>,
+    /// `RootfsReadCompareWrite` (ours): read each chunk of the passive partition first and
+    /// write only chunks that differ.
+    pub rootfs_read_compare_write: bool,
 }
 
 impl Default for Config {
@@ -79,6 +82,7 @@ impl Default for Config {
             log_level: None,
             rootfs_part_a: None,
             rootfs_part_b: None,
+            rootfs_read_compare_write: false,
         }
     }
 }
@@ -175,6 +179,10 @@ impl Config {
         c.log_level = s("DaemonLogLevel");
         c.rootfs_part_a = s("RootfsPartA");
         c.rootfs_part_b = s("RootfsPartB");
+        c.rootfs_read_compare_write = m
+            .get("RootfsReadCompareWrite")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         Ok(c)
     }
 }

@@ -5,11 +5,14 @@
 use std::io::Read;
 use std::path::PathBuf;
 
+use super::bootenv::system;
 use super::config::{read_device_type, Config, Dirs};
 use super::machine::{committed, modules_work_dir, tree_context, Machine, StopPoint};
 use super::module::{Download, ModuleRunner, State};
 use super::outcome::Outcome;
+use super::payload::{HandlerFactory, NativeRootfs, PayloadHandler, ROOTFS_IMAGE};
 use super::provides::{check_artifact, Installed};
+use super::rootfs::RootInfo;
 use super::scripts::{Action, Policy, ScriptRunner};
 use super::store::{Journal, Step, Store};
 use crate::artifact::{
@@ -56,11 +59,28 @@ pub struct Installer {
     pub announce: Box<dyn Fn(&str)>,
 }
 
+/// Where the payload's files go during the download.
+enum Sink {
+    /// An update module, through its FIFOs or files tree.
+    Module(ModuleRunner, Option<Box<Download>>),
+    /// The native rootfs-image handler, straight onto the passive partition.
+    Rootfs(NativeRootfs),
+}
+
+impl Sink {
+    fn cleanup(&self) -> Result<(), String> {
+        match self {
+            Sink::Module(r, _) => PayloadHandler::call(r, State::Cleanup),
+            Sink::Rootfs(n) => n.call(State::Cleanup),
+        }
+    }
+}
+
 struct InstallVisitor<'a> {
     inst: &'a Installer,
     device_type: String,
-    runner: Option<ModuleRunner>,
-    download: Option<Download>,
+    sink: Option<Sink>,
+    files: usize,
     empty: bool,
     depends_failed: bool,
 }
@@ -106,30 +126,36 @@ impl Visitor for InstallVisitor<'_> {
             self.empty = true;
             return Ok(());
         };
-        let runner = ModuleRunner::new(
-            &self.inst.modules_dir,
-            modules_work_dir(&self.inst.dirs.datastore),
-            kind,
-            self.inst.config.module_timeout,
-        )
-        .map_err(|e| abort(e.to_string()))?;
+        if let Some(native) = self.inst.native_rootfs(kind).map_err(abort)? {
+            native.prepare().map_err(abort)?;
+            self.sink = Some(Sink::Rootfs(native));
+            return self
+                .inst
+                .scripts
+                .run("Download", Action::Enter, Policy::StopOnFirstError)
+                .map(|_| ())
+                .map_err(|e| abort(e.to_string()));
+        }
+        let runner = self.inst.runner_for(kind).map_err(abort)?;
         runner
             .prepare_tree(&tree_context(info, &installed, &self.device_type))
             .map_err(|e| abort(e.to_string()))?;
-        self.runner = Some(runner);
+        self.sink = Some(Sink::Module(runner, None));
         self.inst
             .scripts
             .run("Download", Action::Enter, Policy::StopOnFirstError)
             .map_err(|e| abort(e.to_string()))?;
-        let runner = self.runner.as_ref().expect("set above");
+        let Some(Sink::Module(runner, download)) = &mut self.sink else {
+            unreachable!("set above");
+        };
         let sizes = runner
             .provide_payload_file_sizes()
             .map_err(|e| abort(e.to_string()))?;
-        self.download = Some(
+        *download = Some(Box::new(
             runner
                 .start_download(sizes)
                 .map_err(|e| abort(e.to_string()))?,
-        );
+        ));
         Ok(())
     }
 
@@ -140,11 +166,23 @@ impl Visitor for InstallVisitor<'_> {
         file: &PayloadFile,
         data: &mut dyn Read,
     ) -> crate::artifact::Result<()> {
-        match &mut self.download {
-            Some(d) => d
+        let index = self.files;
+        self.files += 1;
+        match &mut self.sink {
+            Some(Sink::Module(_, Some(d))) => d
                 .file(&file.name, file.size, data)
                 .map_err(|e| abort(e.to_string())),
-            None => Err(abort(format!(
+            Some(Sink::Rootfs(n)) => {
+                let stats = n
+                    .download(index, &file.name, file.size, data)
+                    .map_err(abort)?;
+                (self.inst.log)(&format!(
+                    "rootfs-image {}: {} bytes written, {} bytes already in place, read back and verified",
+                    file.name, stats.bytes_written, stats.bytes_skipped
+                ));
+                Ok(())
+            }
+            _ => Err(abort(format!(
                 "{}: payload data in an artifact with an empty payload",
                 file.name
             ))),
@@ -155,7 +193,7 @@ impl Visitor for InstallVisitor<'_> {
 impl Installer {
     fn machine<'a>(
         &'a self,
-        modules: &'a dyn Fn(&str) -> Result<ModuleRunner, String>,
+        modules: &'a HandlerFactory<'a>,
     ) -> Machine<'a> {
         Machine {
             store: &self.store,
@@ -174,6 +212,40 @@ impl Installer {
             self.config.module_timeout,
         )
         .map_err(|e| e.to_string())
+    }
+
+    /// The native rootfs-image handler for payload type `kind`: `Some` for `rootfs-image` when
+    /// `mender.conf` names both partitions; an error when it names neither and no update
+    /// module stands in.
+    fn native_rootfs(&self, kind: &str) -> Result<Option<NativeRootfs>, String> {
+        if kind != ROOTFS_IMAGE {
+            return Ok(None);
+        }
+        let env = system::detect(
+            std::path::Path::new("/"),
+            std::env::var_os("PATH").as_deref(),
+        );
+        let native = NativeRootfs::from_config(
+            &self.config,
+            env,
+            RootInfo::detect(),
+            &modules_work_dir(&self.dirs.datastore),
+        );
+        if native.is_none() && !self.modules_dir.join(ROOTFS_IMAGE).is_file() {
+            return Err(
+                "rootfs-image payload, but RootfsPartA and RootfsPartB are not both set in mender.conf"
+                    .into(),
+            );
+        }
+        Ok(native)
+    }
+
+    /// The handler that runs the states of payload type `kind`.
+    fn handler_for(&self, kind: &str) -> Result<Box<dyn PayloadHandler + '_>, String> {
+        match self.native_rootfs(kind)? {
+            Some(native) => Ok(Box::new(native)),
+            None => Ok(Box::new(self.runner_for(kind)?)),
+        }
     }
 
     fn device_type(&self) -> Result<String, String> {
@@ -220,22 +292,31 @@ impl Installer {
         let mut v = InstallVisitor {
             inst: self,
             device_type,
-            runner: None,
-            download: None,
+            sink: None,
+            files: 0,
             empty: false,
             depends_failed: false,
         };
         let read = read_artifact(&mut *source, &opts, &mut v);
-        let finished = match (read, v.download.take()) {
+        let download = match &mut v.sink {
+            Some(Sink::Module(_, d)) => d.take(),
+            _ => None,
+        };
+        let finished = match (read, download) {
             (Ok(info), Some(d)) => d.finish().map(|_| info).map_err(|e| e.to_string()),
-            (Ok(info), None) => Ok(info),
+            (Ok(info), None) => match &v.sink {
+                Some(Sink::Rootfs(_)) if v.files == 0 => {
+                    Err("rootfs-image payload without an image file".to_string())
+                }
+                _ => Ok(info),
+            },
             (Err(e), download) => {
                 drop(download);
                 Err(e.to_string())
             }
         };
         let finished = finished.and_then(|info| {
-            if v.runner.is_some() {
+            if v.sink.is_some() {
                 self.scripts
                     .run("Download", Action::Leave, Policy::StopOnFirstError)
                     .map_err(|e| e.to_string())?;
@@ -246,11 +327,11 @@ impl Installer {
             Ok(info) => info,
             Err(e) => {
                 let mut out = not_modified(e)?;
-                if let Some(r) = &v.runner {
+                if let Some(sink) = &v.sink {
                     let _ =
                         self.scripts
                             .run("Download", Action::Error, Policy::RunAllCollectErrors);
-                    if r.call(State::Cleanup).is_err() {
+                    if sink.cleanup().is_err() {
                         out.additional.push("Cleanup failed.");
                     }
                 }
@@ -280,7 +361,7 @@ impl Installer {
             });
         }
         self.store.save_journal(&journal).map_err(|e| e.0)?;
-        let modules = |k: &str| self.runner_for(k);
+        let modules = |k: &str| self.handler_for(k);
         let out = self
             .machine(&modules)
             .run(&mut journal, Outcome::default())?;
@@ -371,7 +452,7 @@ impl Installer {
         if !matches!(j.in_state, Step::BeforeCommit | Step::Committing) {
             return Err("cannot commit from this state; use `resume` or `rollback`".into());
         }
-        let modules = |k: &str| self.runner_for(k);
+        let modules = |k: &str| self.handler_for(k);
         let out = self.machine(&modules).run(&mut j, Outcome::default());
         self.settle()?;
         out
@@ -384,8 +465,8 @@ impl Installer {
         };
         match j.in_state {
             Step::BeforeInstall | Step::BeforeCommit => {
-                let m = self.runner_for(&j.payload_types[0])?;
-                if !m.supports_rollback().map_err(|e| e.to_string())? {
+                let m = self.handler_for(&j.payload_types[0])?;
+                if !m.supports_rollback()? {
                     return Err("the update module does not support rollback".into());
                 }
                 j.in_state = Step::RollingBack;
@@ -398,7 +479,7 @@ impl Installer {
             }
         }
         self.store.save_journal(&j).map_err(|e| e.0)?;
-        let modules = |k: &str| self.runner_for(k);
+        let modules = |k: &str| self.handler_for(k);
         let out = self.machine(&modules).run(&mut j, Outcome::default());
         self.settle()?;
         out
@@ -409,7 +490,7 @@ impl Installer {
         let Some(mut j) = self.store.journal().map_err(|e| e.0)? else {
             return Ok(Self::nothing());
         };
-        let modules = |k: &str| self.runner_for(k);
+        let modules = |k: &str| self.handler_for(k);
         let out = self.machine(&modules).run(&mut j, Outcome::default());
         self.settle()?;
         out

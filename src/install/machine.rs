@@ -5,8 +5,9 @@
 
 use std::path::PathBuf;
 
-use super::module::{ModuleRunner, State, TreeContext};
+use super::module::{State, TreeContext};
 use super::outcome::Outcome;
+use super::payload::{HandlerFactory, PayloadHandler};
 use super::provides::{after_commit, Installed};
 use super::scripts::{Action, Policy, ScriptRunner};
 use super::store::{Journal, Step, Store};
@@ -49,15 +50,15 @@ pub struct Machine<'a> {
     pub store: &'a Store,
     /// State scripts.
     pub scripts: &'a ScriptRunner,
-    /// Makes the module runner for a payload type.
-    pub modules: &'a dyn Fn(&str) -> Result<ModuleRunner, String>,
+    /// Makes the handler for a payload type: an update module or a native handler.
+    pub modules: &'a HandlerFactory<'a>,
     /// Where to stop.
     pub stop_before: &'a [StopPoint],
     /// Where log lines go.
     pub log: &'a dyn Fn(&str),
 }
 
-impl Machine<'_> {
+impl<'a> Machine<'a> {
     fn save(&self, j: &mut Journal, step: Step) -> Result<(), String> {
         j.in_state = step;
         self.store.save_journal(j).map_err(|e| e.0)
@@ -74,13 +75,12 @@ impl Machine<'_> {
             .map_err(|e| e.to_string())
     }
 
-    fn module(&self, j: &Journal) -> Result<ModuleRunner, String> {
+    fn module(&self, j: &Journal) -> Result<Box<dyn PayloadHandler + 'a>, String> {
         (self.modules)(&j.payload_types[0])
     }
 
     fn call(&self, j: &Journal, state: State) -> Result<(), String> {
-        let m = self.module(j)?;
-        m.call(state).map(|_| ()).map_err(|e| e.to_string())
+        self.module(j)?.call(state)
     }
 
     /// Continues from the journal's step until the run ends or stops at a `--stop-before`
@@ -114,9 +114,8 @@ impl Machine<'_> {
                     }
                     self.save(j, Step::BeforeCommit)?;
                     let m = self.module(j)?;
-                    let reboot = m.needs_reboot().map_err(|e| e.to_string())?;
-                    out.note_reboot(reboot);
-                    if m.supports_rollback().map_err(|e| e.to_string())? {
+                    out.note_reboot(m.needs_reboot()?);
+                    if m.supports_rollback()? {
                         out.operation = Some(
                             "Installed, but not committed.\nUse 'commit' to update, or 'rollback' to roll back the update.",
                         );

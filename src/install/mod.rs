@@ -6,6 +6,7 @@ pub mod installer;
 pub mod machine;
 pub mod module;
 pub mod outcome;
+pub mod payload;
 pub mod process;
 pub mod provides;
 pub mod rootfs;

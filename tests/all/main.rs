@@ -1,6 +1,7 @@
 //! Integration tests: the built binaries, driven as users and build scripts drive them, and
 //! checked against the real upstream tools.
 
+mod abdevice;
 mod bad_input;
 mod common;
 mod dump;
@@ -10,6 +11,7 @@ mod interop;
 mod man;
 mod pkcs11;
 mod powerloss;
+mod rootfs;
 mod roundtrip;
 mod signing;
 mod store_interop;

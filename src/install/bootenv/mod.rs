@@ -9,6 +9,8 @@ pub mod grubenv;
 pub mod memory;
 /// Mender's boot-variable protocol as pure functions.
 pub mod rules;
+/// Finding the device's boot environment as upstream's rootfs-image module does.
+pub mod system;
 /// U-Boot through libubootenv's `fw_printenv`/`fw_setenv`.
 pub mod uboot;
 

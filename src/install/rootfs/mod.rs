@@ -292,6 +292,26 @@ impl<'a> RootfsHandler<'a> {
         Ok(())
     }
 
+    /// ArtifactVerifyReboot (daemon mode): the update is pending and the partition the boot
+    /// loader was told to boot is the one running.
+    pub fn verify_reboot(&self) -> Result<(), RootfsError> {
+        let vars = self.vars()?;
+        if vars
+            .get(rules::UPGRADE_AVAILABLE)
+            .and_then(|v| v.as_deref())
+            != Some("1")
+        {
+            return Err(BootEnvError::UpgradeReverted.into());
+        }
+        self.active_slots(&vars).map(|_| ())
+    }
+
+    /// ArtifactVerifyRollbackReboot (daemon mode): nothing is pending any more and the
+    /// selected partition is the one running.
+    pub fn verify_rollback_reboot(&self) -> Result<(), RootfsError> {
+        self.slots().map(|_| ())
+    }
+
     /// ArtifactRollback: boots the saved original partition again. Without a saved partition
     /// but with an update pending, the original is the partition not selected now (upstream's
     /// rule); with neither there is nothing to undo.
