@@ -191,10 +191,7 @@ impl Visitor for InstallVisitor<'_> {
 }
 
 impl Installer {
-    fn machine<'a>(
-        &'a self,
-        modules: &'a HandlerFactory<'a>,
-    ) -> Machine<'a> {
+    fn machine<'a>(&'a self, modules: &'a HandlerFactory<'a>) -> Machine<'a> {
         Machine {
             store: &self.store,
             scripts: &self.scripts,

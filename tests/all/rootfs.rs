@@ -31,7 +31,11 @@ fn assert_back_on_v1(dev: &mut AbDevice) {
     assert_eq!(dev.var("mender_boot_part"), a.to_string());
     assert_eq!(dev.reboot(), "rootfs-v1");
     assert_eq!(dev.installed(), "rootfs-v1");
-    assert_eq!(dev.update(&["resume"]).code, 2, "nothing may be left in progress");
+    assert_eq!(
+        dev.update(&["resume"]).code,
+        2,
+        "nothing may be left in progress"
+    );
 }
 
 fn full_cycle(loader: Loader) {
@@ -177,7 +181,11 @@ fn corrupt_image_is_never_made_bootable() {
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("Streaming failed."), "{}", r.stdout);
     assert!(r.stderr.contains("checksum"), "{}", r.stderr);
-    assert_eq!(dev.env_bytes(), env, "a corrupt image must not touch the boot variables");
+    assert_eq!(
+        dev.env_bytes(),
+        env,
+        "a corrupt image must not touch the boot variables"
+    );
     assert_back_on_v1(&mut dev);
 }
 
@@ -221,7 +229,12 @@ fn read_compare_write_skips_what_is_already_there() {
     dev.update(&["rollback"]).ok();
     assert_back_on_v1(&mut dev);
     let again = dev.install(&art, &[]).ok();
-    assert_eq!(written_and_skipped(&again.stderr), (0, size), "{}", again.stderr);
+    assert_eq!(
+        written_and_skipped(&again.stderr),
+        (0, size),
+        "{}",
+        again.stderr
+    );
     assert_eq!(dev.reboot(), "rootfs-v2");
     dev.update(&["commit"]).ok();
     assert_eq!(dev.installed(), "rootfs-v2");
@@ -274,14 +287,27 @@ fn power_cut_at(loader: Loader, state: &str) {
             "rollback"
         };
         let r = dev.update_env(&[cmd], &kill);
-        assert_eq!(r.code, -9, "{state}: {cmd} must be killed: {}{}", r.stdout, r.stderr);
+        assert_eq!(
+            r.code, -9,
+            "{state}: {cmd} must be killed: {}{}",
+            r.stdout, r.stderr
+        );
     } else {
-        assert_eq!(r.code, -9, "{state}: install must be killed: {}{}", r.stdout, r.stderr);
+        assert_eq!(
+            r.code, -9,
+            "{state}: install must be killed: {}{}",
+            r.stdout, r.stderr
+        );
     }
     assert!(dev.data().join("killed").exists());
     dev.reboot();
     let r = dev.update(&["resume"]);
-    assert!(r.code == 0 || r.code == 1, "{state}: resume: {}{}", r.stdout, r.stderr);
+    assert!(
+        r.code == 0 || r.code == 1,
+        "{state}: resume: {}{}",
+        r.stdout,
+        r.stderr
+    );
     let expected = if state == "ArtifactCommit_Leave" {
         "rootfs-v2"
     } else {
@@ -353,7 +379,11 @@ fn current_uboot_vars(bytes: &[u8]) -> Vec<u8> {
         (false, false) => panic!("no valid environment copy"),
     };
     let data = &pick[5..];
-    let end = data.windows(2).position(|w| w == [0, 0]).expect("terminated") + 2;
+    let end = data
+        .windows(2)
+        .position(|w| w == [0, 0])
+        .expect("terminated")
+        + 2;
     data[..end].to_vec()
 }
 
@@ -367,7 +397,11 @@ fn boot_environment_matches_upstream_client() {
     dev.save_data();
     let mut cycle = |bin: &str| -> (Vec<u8>, Vec<u8>) {
         dev.restore_data();
-        let r = finish(dev.command(&[bin, "install", "/data/v2.mender"]).output().unwrap());
+        let r = finish(
+            dev.command(&[bin, "install", "/data/v2.mender"])
+                .output()
+                .unwrap(),
+        );
         assert_eq!(r.code, 0, "{bin}: {}{}", r.stdout, r.stderr);
         let installed = current_uboot_vars(&dev.env_bytes());
         assert_eq!(dev.reboot(), "rootfs-v2");

@@ -17,13 +17,44 @@ use crate::install::store::Store;
 
 use super::exit::{CliError, CliResult};
 
+/// What `--help` and the man page add after the options: payload handling, the rootfs-image
+/// A/B contract and the configuration keys.
+const UPDATE_NOTES: &str = "\
+Payloads: rootfs-image payloads are installed by the built-in A/B handler when mender.conf sets \
+RootfsPartA and RootfsPartB; any other payload type runs the update module of that name in \
+$MENDER_DATA_DIR/modules/v3 (protocol v3).
+
+rootfs-image A/B: the image streams onto the inactive partition (block device or file), is \
+synced and read back and compared with what was received (SHA-256), and only then is the boot \
+loader pointed at it for one trial boot: mender_boot_part, mender_boot_part_hex, \
+upgrade_available=1, bootcount=0, as upstream writes them. The boot environment is GRUB's \
+(grub-mender-grubenv-print/-set when installed, else the mender_grubenv1/2 files under \
+/boot/efi/grub-mender-grubenv, /boot/grub/grub-mender-grubenv or /boot/efi/EFI/BOOT, or \
+ENV_DIR from /etc/mender_grubenv.config) or else U-Boot's through fw_printenv/fw_setenv \
+(/etc/fw_env.config). The running partition is the one mender_boot_part names, checked against \
+the device mounted at / (or root= on the kernel command line); a mismatch is an error. install \
+ends with \"At least one payload requested a reboot of the device it updated.\" (exit 4 with \
+--reboot-exit-code); after the reboot, commit checks that the new partition runs and \
+upgrade_available=1 before clearing it. If the boot loader fell back, commit refuses \
+(\"Upgrade failed and was reverted: refusing to commit!\"), rolls back and exits 1. rollback \
+before the reboot or the commit points the boot loader back at the old partition; reboot \
+afterwards.
+
+mender.conf keys read: ArtifactVerifyKey, ArtifactVerifyKeys, DeviceTypeFile, \
+StateScriptTimeoutSeconds, StateScriptRetryIntervalSeconds, StateScriptRetryTimeoutSeconds, \
+ModuleTimeoutSeconds, ServerCertificate, SkipVerify, RetryDownloadCount, DaemonLogLevel, \
+RootfsPartA, RootfsPartB, and RootfsReadCompareWrite (ours, default false: read each 1 MiB \
+chunk of the inactive partition first and write only chunks that differ, for flash that reads \
+faster than it writes).";
+
 /// Command-line definition of `mender-update`.
 #[derive(Debug, Parser)]
 #[command(
     name = "mender-update",
     about = "Installs Mender Artifacts on this device, standalone",
     disable_version_flag = true,
-    max_term_width = 100
+    max_term_width = 100,
+    after_long_help = UPDATE_NOTES
 )]
 pub struct Cli {
     /// Print the version and exit
