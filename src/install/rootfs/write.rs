@@ -116,6 +116,94 @@ fn read_at_full(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     Ok(filled)
 }
 
+/// Writes a stream sequentially onto a partition in [`CHUNK`]s, hashing what it is given and,
+/// with read-compare-write, leaving chunks alone that the partition already holds. Any producer
+/// can write into it: a plain image stream, or a delta applier rebuilding the image.
+pub struct PartitionWriter<'t> {
+    target: &'t Target,
+    read_compare_write: bool,
+    buf: Vec<u8>,
+    current: Vec<u8>,
+    offset: u64,
+    hasher: Sha256,
+    stats: DownloadStats,
+}
+
+impl<'t> PartitionWriter<'t> {
+    /// A writer at the start of `target`.
+    pub fn new(target: &'t Target, read_compare_write: bool) -> Self {
+        PartitionWriter {
+            target,
+            read_compare_write,
+            buf: Vec::with_capacity(CHUNK),
+            current: Vec::new(),
+            offset: 0,
+            hasher: Sha256::new(),
+            stats: DownloadStats::default(),
+        }
+    }
+
+    /// Bytes accepted so far.
+    pub fn position(&self) -> u64 {
+        self.offset + self.buf.len() as u64
+    }
+
+    fn flush_chunk(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let n = self.buf.len();
+        if let Some(capacity) = self.target.capacity {
+            if self.offset + n as u64 > capacity {
+                return Err(io::Error::new(
+                    io::ErrorKind::StorageFull,
+                    format!("image does not fit the partition ({capacity} bytes)"),
+                ));
+            }
+        }
+        self.hasher.update(&self.buf);
+        let same = self.read_compare_write && {
+            self.current.resize(n, 0);
+            let have = read_at_full(&self.target.file, &mut self.current, self.offset)?;
+            have == n && self.current == self.buf
+        };
+        if same {
+            self.stats.bytes_skipped += n as u64;
+            self.stats.chunks_skipped += 1;
+        } else {
+            self.target.file.write_all_at(&self.buf, self.offset)?;
+            self.stats.bytes_written += n as u64;
+            self.stats.chunks_written += 1;
+        }
+        self.offset += n as u64;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Writes what is buffered and returns the statistics, the size and the SHA-256 of
+    /// everything written; the partition is not synced yet (see [`seal`]).
+    pub fn finish(mut self) -> Result<(DownloadStats, u64, [u8; 32]), RootfsError> {
+        let path = self.target.path.clone();
+        self.flush_chunk().map_err(|e| io_err(&path, e))?;
+        Ok((self.stats, self.offset, self.hasher.finalize().into()))
+    }
+}
+
+impl io::Write for PartitionWriter<'_> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = data.len().min(CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == CHUNK {
+            self.flush_chunk()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Streams exactly `size` bytes from `data` onto `target` and returns what was done and the
 /// SHA-256 of the bytes received. After the last byte the stream is read once more, so a
 /// checksumming reader can report a mismatch and an over-long stream is caught. `post_write`
@@ -134,14 +222,8 @@ pub fn write_image(
         name: name.to_owned(),
         source,
     };
-    let mut stats = DownloadStats::default();
-    let mut hasher = Sha256::new();
+    let mut writer = PartitionWriter::new(target, read_compare_write);
     let mut buf = vec![0u8; CHUNK.min(size as usize)];
-    let mut current = if read_compare_write {
-        vec![0u8; buf.len()]
-    } else {
-        Vec::new()
-    };
     let mut offset = 0u64;
     while offset < size {
         let n = CHUNK.min((size - offset) as usize);
@@ -153,27 +235,9 @@ pub fn write_image(
                 got: offset + got as u64,
             });
         }
-        let chunk = &buf[..n];
-        hasher.update(chunk);
-        let same = read_compare_write && {
-            let have = read_at_full(&target.file, &mut current[..n], offset)
-                .map_err(|e| io_err(path, e))?;
-            have == n && current[..n] == *chunk
-        };
-        if same {
-            stats.bytes_skipped += n as u64;
-            stats.chunks_skipped += 1;
-        } else {
-            target
-                .file
-                .write_all_at(chunk, offset)
-                .map_err(|e| io_err(path, e))?;
-            stats.bytes_written += n as u64;
-            stats.chunks_written += 1;
-        }
+        io::Write::write_all(&mut writer, &buf[..n]).map_err(|e| io_err(path, e))?;
         offset += n as u64;
     }
-    drop(current);
     let mut probe = [0u8; 1];
     if read_full(data, &mut probe).map_err(stream_err)? != 0 {
         return Err(RootfsError::LongImage {
@@ -181,6 +245,21 @@ pub fn write_image(
             size,
         });
     }
+    let (stats, _, received) = writer.finish()?;
+    seal(target, size, &received, &mut buf, post_write)?;
+    Ok((stats, received))
+}
+
+/// Makes what was written durable and proves it: trims a file partition to the image's size,
+/// syncs, then reads the image back from the medium and compares its SHA-256 with `expected`.
+pub fn seal(
+    target: &Target,
+    size: u64,
+    expected: &[u8; 32],
+    buf: &mut Vec<u8>,
+    post_write: Option<&PostWrite<'_>>,
+) -> Result<(), RootfsError> {
+    let path = target.path.as_path();
     if target.capacity.is_none() {
         // A regular file stands for a partition of exactly the image's size.
         target.file.set_len(size).map_err(|e| io_err(path, e))?;
@@ -189,16 +268,18 @@ pub fn write_image(
     if let Some(hook) = post_write {
         hook(path).map_err(|e| io_err(path, e))?;
     }
-    let received: [u8; 32] = hasher.finalize().into();
-    let written = hash_back(target, size, &mut buf)?;
-    if written != received {
+    if buf.is_empty() {
+        buf.resize(CHUNK.min(size.max(1) as usize), 0);
+    }
+    let written = hash_back(target, size, buf)?;
+    if written != *expected {
         return Err(RootfsError::VerifyFailed {
             path: path.to_owned(),
-            expected: hex::encode(received),
+            expected: hex::encode(expected),
             found: hex::encode(written),
         });
     }
-    Ok((stats, received))
+    Ok(())
 }
 
 /// SHA-256 of the first `size` bytes of the partition, read back after dropping clean cached
