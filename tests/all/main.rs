@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod common;
+mod delta;
 mod dump;
 mod edit;
 mod http;
