@@ -5,6 +5,7 @@
 pub mod artifact;
 pub mod cli;
 pub mod crypto;
+pub mod delta;
 pub mod fsimage;
 pub mod install;
 pub mod source;

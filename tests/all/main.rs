@@ -4,6 +4,7 @@
 mod abdevice;
 mod bad_input;
 mod common;
+mod delta;
 mod dump;
 mod edit;
 mod http;

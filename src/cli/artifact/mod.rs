@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 use super::exit::{CliError, CliResult};
 
+pub mod delta;
 pub mod dump;
 pub mod fscmd;
 pub mod keys;
@@ -61,6 +62,8 @@ pub enum Command {
     Rm(fscmd::RmArgs),
     /// Extract every part of an artifact into a folder and print the write command that rebuilds it
     Dump(dump::DumpArgs),
+    /// Make a binary delta artifact from two full rootfs-image artifacts (or apply one)
+    Delta(delta::DeltaArgs),
 }
 
 /// Parses `args` (including the program name) and runs the command.
@@ -101,6 +104,7 @@ where
         Some(Command::Install(a)) => fscmd::install(a),
         Some(Command::Rm(a)) => fscmd::rm(a),
         Some(Command::Dump(a)) => dump::run(a),
+        Some(Command::Delta(a)) => delta::run(a),
         None => {
             let _ = <Cli as clap::CommandFactory>::command().print_help();
             Err(CliError::usage("no command given"))
