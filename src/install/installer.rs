@@ -10,7 +10,9 @@ use super::config::{read_device_type, Config, Dirs};
 use super::machine::{committed, modules_work_dir, tree_context, Machine, StopPoint};
 use super::module::{Download, ModuleRunner, State};
 use super::outcome::Outcome;
-use super::payload::{HandlerFactory, NativeRootfs, PayloadHandler, ROOTFS_IMAGE};
+use super::payload::{
+    HandlerFactory, NativeRootfs, PayloadHandler, RootfsPayload, ROOTFS_CHECKSUM, ROOTFS_IMAGE,
+};
 use super::provides::{check_artifact, Installed};
 use super::rootfs::RootInfo;
 use super::scripts::{Action, Policy, ScriptRunner};
@@ -126,7 +128,12 @@ impl Visitor for InstallVisitor<'_> {
             self.empty = true;
             return Ok(());
         };
-        if let Some(native) = self.inst.native_rootfs(kind).map_err(abort)? {
+        let provides = &info.payloads[0].type_info.provides;
+        if let Some(native) = self
+            .inst
+            .native_rootfs(kind, Some(provides))
+            .map_err(abort)?
+        {
             native.prepare().map_err(abort)?;
             self.sink = Some(Sink::Rootfs(native));
             return self
@@ -214,32 +221,50 @@ impl Installer {
     /// The native rootfs-image handler for payload type `kind`: `Some` for `rootfs-image` when
     /// `mender.conf` names both partitions; an error when it names neither and no update
     /// module stands in.
-    fn native_rootfs(&self, kind: &str) -> Result<Option<NativeRootfs>, String> {
-        if kind != ROOTFS_IMAGE {
+    fn native_rootfs(
+        &self,
+        kind: &str,
+        provides: Option<&std::collections::BTreeMap<String, String>>,
+    ) -> Result<Option<NativeRootfs>, String> {
+        let payload = if kind == ROOTFS_IMAGE {
+            RootfsPayload::Image
+        } else if kind == crate::delta::PAYLOAD_TYPE {
+            // Later states (commit, rollback) need no checksum; the download is checked
+            // against the one the artifact provides.
+            let expected = provides
+                .map(|p| {
+                    p.get(ROOTFS_CHECKSUM).cloned().ok_or_else(|| {
+                        format!("{kind} payload without a {ROOTFS_CHECKSUM} provide to check the result against")
+                    })
+                })
+                .transpose()?
+                .unwrap_or_default();
+            RootfsPayload::Delta(expected)
+        } else {
             return Ok(None);
-        }
+        };
         let env = system::detect(
             std::path::Path::new("/"),
             std::env::var_os("PATH").as_deref(),
         );
         let native = NativeRootfs::from_config(
+            payload,
             &self.config,
             env,
             RootInfo::detect(),
             &modules_work_dir(&self.dirs.datastore),
         );
-        if native.is_none() && !self.modules_dir.join(ROOTFS_IMAGE).is_file() {
-            return Err(
-                "rootfs-image payload, but RootfsPartA and RootfsPartB are not both set in mender.conf"
-                    .into(),
-            );
+        if native.is_none() && !self.modules_dir.join(kind).is_file() {
+            return Err(format!(
+                "{kind} payload, but RootfsPartA and RootfsPartB are not both set in mender.conf"
+            ));
         }
         Ok(native)
     }
 
     /// The handler that runs the states of payload type `kind`.
     fn handler_for(&self, kind: &str) -> Result<Box<dyn PayloadHandler + '_>, String> {
-        match self.native_rootfs(kind)? {
+        match self.native_rootfs(kind, None)? {
             Some(native) => Ok(Box::new(native)),
             None => Ok(Box::new(self.runner_for(kind)?)),
         }

@@ -13,6 +13,19 @@ use super::rootfs::{DownloadStats, RootInfo, RootfsConfig, RootfsHandler};
 /// The payload type the native handler serves.
 pub const ROOTFS_IMAGE: &str = "rootfs-image";
 
+/// The provide naming the SHA-256 of a root filesystem image.
+pub const ROOTFS_CHECKSUM: &str = "rootfs-image.checksum";
+
+/// What the native handler is given: a whole image, or a delta patch against the active
+/// partition that must rebuild the image with this SHA-256 (hex).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootfsPayload {
+    /// A `rootfs-image` payload.
+    Image,
+    /// A `mender-binary-delta` payload and the target's `rootfs-image.checksum`.
+    Delta(String),
+}
+
 /// Makes the handler for a payload type; what the state machine is given.
 pub type HandlerFactory<'a> = dyn Fn(&str) -> Result<Box<dyn PayloadHandler + 'a>, String> + 'a;
 
@@ -49,6 +62,7 @@ impl PayloadHandler for ModuleRunner {
 /// (`<datastore>/modules/v3/payloads/0000/tree/tmp`), so its `orig-part` is found across
 /// reboots and power cuts.
 pub struct NativeRootfs {
+    payload: RootfsPayload,
     config: RootfsConfig,
     env: Box<dyn BootEnv>,
     root: RootInfo,
@@ -58,6 +72,7 @@ pub struct NativeRootfs {
 impl NativeRootfs {
     /// The handler when `mender.conf` names both partitions; `None` otherwise.
     pub fn from_config(
+        payload: RootfsPayload,
         config: &Config,
         env: Box<dyn BootEnv>,
         root: RootInfo,
@@ -68,6 +83,7 @@ impl NativeRootfs {
             config.rootfs_part_b.as_ref()?,
         );
         Some(NativeRootfs {
+            payload,
             config: RootfsConfig {
                 part_a: PathBuf::from(a),
                 part_b: PathBuf::from(b),
@@ -98,8 +114,8 @@ impl NativeRootfs {
         }
     }
 
-    /// DownloadWithFileSizes for the one image file; a second file is refused, as upstream's
-    /// module refuses it.
+    /// DownloadWithFileSizes for the one image (or patch) file; a second file is refused, as
+    /// upstream's module refuses it.
     pub fn download(
         &self,
         index: usize,
@@ -112,9 +128,12 @@ impl NativeRootfs {
                 "{name}: rootfs-image payloads carry exactly one image file"
             ));
         }
-        self.handler()
-            .download(name, size, data)
-            .map_err(|e| e.to_string())
+        let h = self.handler();
+        match &self.payload {
+            RootfsPayload::Image => h.download(name, size, data),
+            RootfsPayload::Delta(expected) => h.download_delta(name, expected, data),
+        }
+        .map_err(|e| e.to_string())
     }
 }
 

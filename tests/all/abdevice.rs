@@ -72,6 +72,7 @@ pub struct AbDevice {
     b: Loop,
     booted: u32,
     extra_conf: String,
+    read_only_root: bool,
 }
 
 fn sh(script: &str) {
@@ -108,6 +109,7 @@ impl AbDevice {
             a,
             b,
             extra_conf: extra_conf.to_string(),
+            read_only_root: false,
         };
         fs::create_dir_all(dev.data().join("mender")).unwrap();
         fs::create_dir_all(d.join("mnt")).unwrap();
@@ -184,6 +186,12 @@ impl AbDevice {
             }
         }
         dev
+    }
+
+    /// Mounts the root filesystem read-only from now on, as images made for binary deltas are.
+    pub fn read_only_root(mut self) -> Self {
+        self.read_only_root = true;
+        self
     }
 
     /// The persistent data partition (datastore, boot environment), seen from the host.
@@ -359,7 +367,7 @@ impl AbDevice {
             .parent()
             .unwrap();
         let mut script = String::from(
-            "mount \"$DEV\" \"$MNT\"\n\
+            "mount -o \"$ROOT_OPTS\" \"$DEV\" \"$MNT\"\n\
              mount --bind /usr \"$MNT/usr\"\n\
              mount --rbind /dev \"$MNT/dev\"\n\
              mount -t proc proc \"$MNT/proc\"\n\
@@ -375,6 +383,14 @@ impl AbDevice {
         c.args(["-m", "--propagation", "private", "sh", "-ec", &script, "sh"])
             .args(argv)
             .env("DEV", self.booted_device())
+            .env(
+                "ROOT_OPTS",
+                if self.read_only_root {
+                    "ro,noload"
+                } else {
+                    "rw"
+                },
+            )
             .env("MNT", self.path("mnt"))
             .env("DATA", self.data())
             .env("BIN", bin)

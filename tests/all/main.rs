@@ -13,6 +13,7 @@ mod man;
 mod pkcs11;
 mod powerloss;
 mod rootfs;
+mod rootfs_delta;
 mod roundtrip;
 mod signing;
 mod store_interop;

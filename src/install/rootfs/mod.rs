@@ -109,6 +109,25 @@ pub enum RootfsError {
         /// SHA-256 of the bytes read back.
         found: String,
     },
+    /// Applying a delta patch failed: wrong source, corrupt or truncated patch, or a result
+    /// other than the one promised.
+    #[error("delta payload {name}: {source}")]
+    Delta {
+        /// The payload file name.
+        name: String,
+        /// What the applier found.
+        source: crate::delta::DeltaError,
+    },
+    /// The image rebuilt from a delta is not the one the artifact provides.
+    #[error("delta payload {name} rebuilt an image with sha256 {found}, but the artifact provides rootfs-image.checksum {expected}")]
+    DeltaResult {
+        /// The payload file name.
+        name: String,
+        /// `rootfs-image.checksum` from the artifact's provides.
+        expected: String,
+        /// SHA-256 of what was written.
+        found: String,
+    },
     /// Install without a successful download in this update.
     #[error("no verified rootfs download in this update ({} missing)", marker.display())]
     NotDownloaded {
@@ -243,6 +262,90 @@ impl<'a> RootfsHandler<'a> {
             sha256: hex::encode(sha),
         };
         state::save_download(&self.work_dir, &record)?;
+        Ok(stats)
+    }
+
+    /// DownloadWithFileSizes for a delta payload: rebuilds the new image on the passive
+    /// partition from the active one (read-only, every copied range checked against the
+    /// patch) and the patch streamed from `data`, in bounded memory and without a temporary
+    /// copy. The result must have the SHA-256 `expected` (the artifact's
+    /// `rootfs-image.checksum` provide) and must read back the same from the partition before
+    /// the download counts; the boot environment is not touched.
+    pub fn download_delta(
+        &self,
+        name: &str,
+        expected: &str,
+        data: &mut dyn Read,
+    ) -> Result<DownloadStats, RootfsError> {
+        use crate::delta::{apply_after_header, PatchHeader};
+        state::remove(&self.work_dir, state::DOWNLOAD_MARKER)?;
+        let slots = self.slots()?;
+        let delta_err = |source| RootfsError::Delta {
+            name: name.to_owned(),
+            source,
+        };
+        let header = PatchHeader::read_from(&mut &mut *data).map_err(delta_err)?;
+        let active = Path::new(&slots.active.device);
+        let source = std::fs::File::open(active).map_err(|e| RootfsError::Partition {
+            path: active.to_owned(),
+            source: e,
+        })?;
+        let target = write::open_target(
+            Path::new(&slots.passive.device),
+            self.config.fixed_size_files,
+        )?;
+        write::check_capacity(&target.path, target.capacity, header.target_size)?;
+        let mut writer = write::PartitionWriter::new(&target, self.config.read_compare_write);
+        apply_after_header(
+            &header,
+            std::io::BufReader::new(source),
+            &mut *data,
+            &mut writer,
+        )
+        .map_err(delta_err)?;
+        // Reading to the end lets the artifact reader check the payload's checksum.
+        let mut rest = [0u8; 1];
+        loop {
+            match data.read(&mut rest) {
+                Ok(0) => break,
+                Ok(_) => {
+                    return Err(delta_err(crate::delta::DeltaError::CorruptPatch(
+                        "data after the end of the patch".into(),
+                    )))
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Err(RootfsError::Stream {
+                        name: name.to_owned(),
+                        source: e,
+                    })
+                }
+            }
+        }
+        let (stats, size, sha) = writer.finish()?;
+        let found = hex::encode(sha);
+        if !found.eq_ignore_ascii_case(expected) {
+            return Err(RootfsError::DeltaResult {
+                name: name.to_owned(),
+                expected: expected.to_owned(),
+                found,
+            });
+        }
+        write::seal(
+            &target,
+            size,
+            &sha,
+            &mut Vec::new(),
+            self.post_write.as_deref(),
+        )?;
+        state::save_download(
+            &self.work_dir,
+            &DownloadRecord {
+                partition: slots.passive.number,
+                size,
+                sha256: found,
+            },
+        )?;
         Ok(stats)
     }
 
