@@ -40,6 +40,12 @@ upgrade_available=1 before clearing it. If the boot loader fell back, commit ref
 before the reboot or the commit points the boot loader back at the old partition; reboot \
 afterwards.
 
+Delta artifacts (payload type mender-binary-delta, made by mender-artifact delta) are applied by \
+the same handler: the new image is rebuilt from the running partition, read-only and checked \
+range by range, straight into the other partition; its SHA-256 must equal the artifact's \
+rootfs-image.checksum provide before anything is made bootable. Mount the root read-only: a \
+read-write mount changes the source and the delta is refused (\"wrong source\").
+
 mender.conf keys read: ArtifactVerifyKey, ArtifactVerifyKeys, DeviceTypeFile, \
 StateScriptTimeoutSeconds, StateScriptRetryIntervalSeconds, StateScriptRetryTimeoutSeconds, \
 ModuleTimeoutSeconds, ServerCertificate, SkipVerify, RetryDownloadCount, DaemonLogLevel, \
