@@ -75,6 +75,22 @@ pub struct AbDevice {
     read_only_root: bool,
 }
 
+/// An ext4 filesystem holding `tree` on `target` (a device, or a file of `size`).
+fn mkfs(tree: &Path, target: &Path, size: Option<&str>) {
+    let out = Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-d"])
+        .arg(tree)
+        .arg(target)
+        .args(size)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn sh(script: &str) {
     let st = Command::new("sh").arg("-ec").arg(script).status().unwrap();
     assert!(st.success(), "{script}");
@@ -137,17 +153,7 @@ impl AbDevice {
         )
         .ok();
         let tree = dev.tree("rootfs-v1");
-        let out = Command::new("mkfs.ext4")
-            .args(["-q", "-F", "-d"])
-            .arg(&tree)
-            .arg(&dev.a.0)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        mkfs(&tree, Path::new(&dev.a.0), None);
         let n = dev.a.number();
         match loader {
             Loader::Uboot => {
@@ -305,18 +311,7 @@ impl AbDevice {
     pub fn image(&self, name: &str) -> PathBuf {
         let tree = self.tree(name);
         let img = self.path(&format!("{name}.ext4"));
-        let out = Command::new("mkfs.ext4")
-            .args(["-q", "-F", "-d"])
-            .arg(&tree)
-            .arg(&img)
-            .arg("24M")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        mkfs(&tree, &img, Some("24M"));
         img
     }
 

@@ -7,10 +7,13 @@ use std::path::PathBuf;
 use crate::abdevice::{AbDevice, Loader};
 use crate::common::*;
 
-/// Installs and commits full v2 on a device with a read-only root, and returns the v2 and v3
-/// full artifacts and the delta between them.
+/// A device with a read-only root that runs committed full v2, and the delta from v2 to v3.
 fn device_on_v2(loader: Loader) -> (AbDevice, PathBuf) {
-    let mut dev = AbDevice::new(loader, "").read_only_root();
+    on_v2(AbDevice::new(loader, "").read_only_root())
+}
+
+/// Installs and commits full v2 on `dev`; returns it with the delta from v2 to v3.
+fn on_v2(mut dev: AbDevice) -> (AbDevice, PathBuf) {
     let v2 = dev.artifact(ours(), "rootfs-v2", &[]);
     assert_eq!(dev.install(&v2, &[]).code, 0);
     assert_eq!(dev.reboot(), "rootfs-v2");
@@ -132,24 +135,7 @@ fn corrupt_delta_is_refused_and_never_bootable() {
 /// offset, before anything is made bootable.
 #[test]
 fn delta_over_a_read_write_mounted_source_is_checked_by_content() {
-    let mut dev = AbDevice::new(Loader::Uboot, "");
-    let v2 = dev.artifact(ours(), "rootfs-v2", &[]);
-    assert_eq!(dev.install(&v2, &[]).code, 0);
-    assert_eq!(dev.reboot(), "rootfs-v2");
-    dev.update(&["commit"]).ok();
-    let v3 = dev.artifact(ours(), "rootfs-v3", &[]);
-    let delta = dev.path("v2-v3.mender");
-    ma(
-        &dev.path(""),
-        &[
-            "delta",
-            v2.to_str().unwrap(),
-            v3.to_str().unwrap(),
-            "-o",
-            delta.to_str().unwrap(),
-        ],
-    )
-    .ok();
+    let (mut dev, delta) = on_v2(AbDevice::new(Loader::Uboot, ""));
     let env = dev.env_bytes();
     let r = dev.install(&delta, &[]);
     if r.code == 0 {

@@ -382,6 +382,15 @@ impl<'a> RootfsHandler<'a> {
     /// boot loader already fell back, fails with upstream's "Upgrade failed and was reverted:
     /// refusing to commit!", checked first so a root mismatch cannot hide it.
     pub fn commit(&self) -> Result<(), RootfsError> {
+        let (vars, slots) = self.pending_and_running()?;
+        bootenv::apply(self.env, &rules::commit(&vars, slots.active.number)?)?;
+        Ok(())
+    }
+
+    /// The variables and slots when an update is pending (`upgrade_available=1`) and the
+    /// partition it selected is the one running; upstream's refusal when the boot loader
+    /// already fell back, checked first so a root mismatch cannot hide it.
+    fn pending_and_running(&self) -> Result<(Vars, Slots), RootfsError> {
         let vars = self.vars()?;
         if vars
             .get(rules::UPGRADE_AVAILABLE)
@@ -391,22 +400,13 @@ impl<'a> RootfsHandler<'a> {
             return Err(BootEnvError::UpgradeReverted.into());
         }
         let slots = self.active_slots(&vars)?;
-        bootenv::apply(self.env, &rules::commit(&vars, slots.active.number)?)?;
-        Ok(())
+        Ok((vars, slots))
     }
 
     /// ArtifactVerifyReboot (daemon mode): the update is pending and the partition the boot
     /// loader was told to boot is the one running.
     pub fn verify_reboot(&self) -> Result<(), RootfsError> {
-        let vars = self.vars()?;
-        if vars
-            .get(rules::UPGRADE_AVAILABLE)
-            .and_then(|v| v.as_deref())
-            != Some("1")
-        {
-            return Err(BootEnvError::UpgradeReverted.into());
-        }
-        self.active_slots(&vars).map(|_| ())
+        self.pending_and_running().map(|_| ())
     }
 
     /// ArtifactVerifyRollbackReboot (daemon mode): nothing is pending any more and the
