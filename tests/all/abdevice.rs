@@ -427,6 +427,26 @@ impl AbDevice {
         finish(c.output().unwrap())
     }
 
+    /// A power cut in the middle of an install: half of the artifact is streamed in, then
+    /// the installer is killed while it waits for the rest.
+    pub fn install_killed_midway(&self, artifact: &Path) {
+        let bytes = fs::read(artifact).unwrap();
+        let mut child = self
+            .command(&["/opt/mender/mender-update", "install", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        std::io::Write::write_all(&mut stdin, &bytes[..bytes.len() / 2]).unwrap();
+        std::io::Write::flush(&mut stdin).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        child.kill().unwrap();
+        drop(stdin);
+        child.wait().unwrap();
+    }
+
     /// The first `len` bytes of partition B as the host sees them.
     pub fn partition_b(&self, len: usize) -> Vec<u8> {
         let mut buf = vec![0u8; len];

@@ -2,9 +2,6 @@
 //! roll back, the boot loader falling back, bad artifacts, power loss at every step, and the
 //! boot environment next to upstream's client.
 
-use std::io::Write;
-use std::process::Stdio;
-
 use crate::abdevice::{AbDevice, Loader};
 use crate::common::*;
 
@@ -340,21 +337,7 @@ fn power_cut_while_writing_the_partition() {
     let mut dev = AbDevice::new(Loader::Uboot, "");
     let env = dev.env_bytes();
     let art = dev.artifact(ours(), "rootfs-v2", &["--compression", "none"]);
-    let bytes = std::fs::read(&art).unwrap();
-    let mut child = dev
-        .command(&["/opt/mender/mender-update", "install", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(&bytes[..bytes.len() / 2]).unwrap();
-    stdin.flush().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    child.kill().unwrap();
-    drop(stdin);
-    child.wait().unwrap();
+    dev.install_killed_midway(&art);
     assert_eq!(dev.env_bytes(), env);
     assert_back_on_v1(&mut dev);
     // The interrupted write does not get in the way of the next install.

@@ -150,3 +150,20 @@ fn delta_over_a_read_write_mounted_source_is_checked_by_content() {
     assert_eq!(dev.reboot(), "rootfs-v2");
     assert_eq!(dev.installed(), "rootfs-v2");
 }
+
+/// A power cut while the image is rebuilt from a delta: the boot variables were never
+/// touched, the device boots v2, and the delta installs afterwards.
+#[test]
+fn power_cut_while_applying_a_delta() {
+    let (mut dev, delta) = device_on_v2(Loader::Uboot);
+    let env = dev.env_bytes();
+    dev.install_killed_midway(&delta);
+    assert_eq!(dev.env_bytes(), env);
+    assert_eq!(dev.reboot(), "rootfs-v2");
+    assert_eq!(dev.update(&["resume"]).code, 2);
+    assert_eq!(dev.installed(), "rootfs-v2");
+    assert_eq!(dev.install(&delta, &[]).code, 0);
+    assert_eq!(dev.reboot(), "rootfs-v3");
+    dev.update(&["commit"]).ok();
+    assert_eq!(dev.installed(), "rootfs-v3");
+}
