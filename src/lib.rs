@@ -7,4 +7,5 @@ pub mod cli;
 pub mod crypto;
 pub mod fsimage;
 pub mod install;
+pub mod server;
 pub mod source;
