@@ -11,6 +11,7 @@ mod man;
 mod pkcs11;
 mod powerloss;
 mod roundtrip;
+mod server;
 mod signing;
 mod store_interop;
 mod update;
