@@ -3,6 +3,8 @@
 
 #[path = "server_api.rs"]
 mod api;
+#[path = "server_client.rs"]
+mod client;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
