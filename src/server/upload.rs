@@ -156,7 +156,8 @@ pub fn artifact_meta(info: &ArtifactInfo) -> Map<String, Value> {
         updates.push(json!({
             "type_info": { "type": info.payload_type(i) },
             "files": files,
-            "meta_data": info.merged_meta_data(i).map(Value::Object).unwrap_or(json!({})),
+            // An array, as upstream's clients (mender-cli 1.9) decode it.
+            "meta_data": info.merged_meta_data(i).map(|m| vec![Value::Object(m)]).unwrap_or_default(),
         }));
     }
     let mut m = Map::new();

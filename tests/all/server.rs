@@ -3,6 +3,8 @@
 
 #[path = "server_api.rs"]
 mod api;
+#[path = "server_cli.rs"]
+mod cli;
 #[path = "server_client.rs"]
 mod client;
 
