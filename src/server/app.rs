@@ -27,6 +27,9 @@ pub enum ServeError {
     /// The metadata store failed to open.
     #[error("database: {0}")]
     Store(#[from] super::store::StoreError),
+    /// The TLS certificate or key could not be used.
+    #[error("{0}")]
+    Tls(#[from] super::tls::TlsError),
     /// The blob store failed to open.
     #[error("storage: {0}")]
     Blob(#[from] super::blob::BlobError),
@@ -117,14 +120,28 @@ pub async fn serve(config: ServerConfig, ready: impl FnOnce(SocketAddr)) -> Resu
     let io = move |e| ServeError::Io(format!("listening on {listen}"), e);
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(io)?;
     let addr = listener.local_addr().map_err(io)?;
-    let base = config.base_url(addr);
+    let tls = match &config.tls {
+        Some((cert, key)) => Some(super::tls::acceptor(cert, key)?),
+        None => None,
+    };
+    let base = config.base_url(addr, tls.is_some());
     let state = Arc::new(AppState::open(config, base)?);
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(state).into_make_service();
     ready(addr);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(io)?;
+    match tls {
+        Some(acceptor) => {
+            let listener = super::tls::TlsListener::new(listener, acceptor).map_err(io)?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        }
+    }
+    .map_err(io)?;
     Ok(())
 }
 

@@ -15,8 +15,10 @@ pub struct ServerConfig {
     /// Blob store URL (`file:DIR`); default `file:<data>/artifacts`.
     pub storage: Option<String>,
     /// Base URL devices and tools reach this server at, for absolute download links;
-    /// default `http://<listen>`.
+    /// default `http(s)://<listen>`.
     pub external_url: Option<String>,
+    /// TLS certificate chain and private key (PEM files); plain HTTP when absent.
+    pub tls: Option<(PathBuf, PathBuf)>,
     /// Lifetime of download links, seconds.
     pub link_lifetime: i64,
     /// Lifetime of device and user tokens, seconds.
@@ -40,6 +42,7 @@ impl ServerConfig {
             database: None,
             storage: None,
             external_url: None,
+            tls: None,
             link_lifetime: 24 * 3600,
             token_lifetime: 7 * 24 * 3600,
             rate_quota: 600,
@@ -64,9 +67,10 @@ impl ServerConfig {
     }
 
     /// The base URL for links, without a trailing slash, given the address actually bound.
-    pub fn base_url(&self, bound: SocketAddr) -> String {
+    pub fn base_url(&self, bound: SocketAddr, tls: bool) -> String {
         match &self.external_url {
             Some(u) => u.trim_end_matches('/').to_string(),
+            None if tls => format!("https://{bound}"),
             None => format!("http://{bound}"),
         }
     }

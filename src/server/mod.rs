@@ -12,6 +12,7 @@ pub mod ids;
 pub mod link;
 pub mod ratelimit;
 pub mod store;
+pub mod tls;
 pub mod token;
 pub mod upload;
 

@@ -87,3 +87,83 @@ fn mender_cli_logs_in_uploads_and_lists() {
     let devs = cli(h, &srv, &["devices", "list", "-d", "3"]).ok();
     assert!(devs.stdout.contains("accepted"), "{}", devs.stdout);
 }
+
+#[test]
+fn https_with_a_given_certificate_works_for_curl_and_mender_cli() {
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
+    let gen = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(
+        gen.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gen.stderr)
+    );
+    let srv = Srv::start(&[
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    assert!(srv.url.starts_with("https://127.0.0.1:"), "{}", srv.url);
+    // curl checks the chain and the name against the certificate it is given.
+    let login = Command::new("curl")
+        .args([
+            "-sS",
+            "--fail",
+            "-X",
+            "POST",
+            "--cacert",
+            cert.to_str().unwrap(),
+        ])
+        .args(["-u", &format!("{USER}:{PASSWORD}")])
+        .arg(format!("{}/api/management/v1/useradm/auth/login", srv.url))
+        .output()
+        .expect("curl is installed by scripts/test");
+    assert!(
+        login.status.success(),
+        "{}",
+        String::from_utf8_lossy(&login.stderr)
+    );
+    assert!(String::from_utf8_lossy(&login.stdout).starts_with("eyJ"));
+    let plain = Command::new("curl")
+        .args(["-sS", "--fail", "--cacert", cert.to_str().unwrap()])
+        .arg(format!("{}/", srv.url.replace("https://", "http://")))
+        .output()
+        .unwrap();
+    assert!(
+        !plain.status.success(),
+        "plain HTTP must not be served on the TLS port"
+    );
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let run = |args: &[&str]| {
+        crate::common::finish(
+            Command::new("/usr/bin/mender-cli")
+                .current_dir(h)
+                .env("HOME", h)
+                .env_remove("XDG_CACHE_HOME")
+                .args(["--server", &srv.url, "-k"])
+                .args(args)
+                .output()
+                .unwrap(),
+        )
+    };
+    run(&["login", "--username", USER, "--password", PASSWORD]).ok();
+    run(&["devices", "list"]).ok();
+}

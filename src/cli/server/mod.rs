@@ -57,6 +57,12 @@ pub struct ServeArgs {
     /// Base URL devices reach this server at, for download links [default: http://LISTEN]
     #[arg(long, value_name = "URL")]
     external_url: Option<String>,
+    /// TLS certificate chain (PEM); serve HTTPS with --tls-key
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) for --tls-cert
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Lifetime of artifact download links, seconds
     #[arg(long, default_value_t = 86400, value_name = "SECS")]
     link_lifetime: i64,
@@ -101,18 +107,21 @@ fn serve(a: &ServeArgs) -> CliResult {
     c.listen = a.listen;
     c.storage = a.storage.clone();
     c.external_url = a.external_url.clone();
+    c.tls = a.tls_cert.clone().zip(a.tls_key.clone());
     c.link_lifetime = a.link_lifetime;
     c.token_lifetime = a.token_lifetime;
     c.rate_quota = a.rate_quota;
     c.rate_interval = a.rate_interval;
     c.max_body = a.max_body;
     c.max_artifact_size = a.max_artifact_size;
+    let tls = c.tls.is_some();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| CliError::new(1, format!("starting the runtime: {e}")))?;
     rt.block_on(crate::server::serve(c, |addr| {
-        println!("mender-server: listening on http://{addr}");
+        let scheme = if tls { "https" } else { "http" };
+        println!("mender-server: listening on {scheme}://{addr}");
     }))
     .map_err(|e| CliError::new(1, e.to_string()))
 }
