@@ -3,6 +3,8 @@
 
 #[path = "server_api.rs"]
 mod api;
+#[path = "server_bench.rs"]
+mod bench;
 #[path = "server_cli.rs"]
 mod cli;
 #[path = "server_client.rs"]
@@ -231,6 +233,18 @@ impl Srv {
             )],
             Some(&body),
         )
+    }
+
+    /// Stops this server and starts another on the same data with `extra` flags.
+    pub fn restart(mut self, extra: &[&str]) -> Srv {
+        assert_eq!(self.stop(), Some(0));
+        let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap());
+        Self::start_on(dir, self.data.clone(), extra)
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Sends SIGTERM and waits; returns the exit code.

@@ -544,13 +544,10 @@ fn a_device_type_without_artifact_gets_noartifact() {
 
 #[test]
 fn sigterm_stops_the_server_cleanly_and_data_survives_restart() {
-    let mut srv = Srv::start(&[]);
+    let srv = Srv::start(&[]);
     let user = srv.login();
     Dev::new("ed25519", "keep").auth(&srv);
-    assert_eq!(srv.stop(), Some(0));
-    let dir = std::mem::replace(&mut srv._dir, tempfile::tempdir().unwrap());
-    let data = srv.data.clone();
-    let again = Srv::start_on(dir, data, &[]);
+    let again = srv.restart(&[]);
     // The token secret persisted, so the old user token still works.
     assert!(again.device(&user, "keep").is_some());
 }
