@@ -413,6 +413,8 @@ fn a_deployment_runs_from_upload_to_statistics() {
     let d = srv.get(&dep, &user).json();
     assert_eq!(d["status"], "finished");
     assert_eq!(d["device_count"], 3);
+    // Handed out twice (a and c); b never downloaded.
+    assert_eq!(d["statistics"]["total_size"], 2 * art_bytes.len());
     assert_eq!(
         srv.get(&format!("{DEPLOYMENTS}?status=finished"), &user)
             .json()
@@ -550,4 +552,93 @@ fn sigterm_stops_the_server_cleanly_and_data_survives_restart() {
     let again = srv.restart(&[]);
     // The token secret persisted, so the old user token still works.
     assert!(again.device(&user, "keep").is_some());
+}
+
+#[test]
+fn sigterm_lets_an_inflight_download_finish() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let srv = Srv::start(&[]);
+    let user = srv.login();
+    let tmp = tempfile::tempdir().unwrap();
+    // Random-looking payload so the artifact stays big (several MiB on the wire).
+    let mut x: u64 = 88172645463325252;
+    let payload: Vec<u8> = (0..6u32 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let file = tmp.path().join("big.bin");
+    std::fs::write(&file, &payload).unwrap();
+    let art = tmp.path().join("big.mender");
+    let out = std::process::Command::new("mender-artifact")
+        .args([
+            "write",
+            "module-image",
+            "-T",
+            "single-file",
+            "-n",
+            "big",
+            "-t",
+            "test-dev",
+        ])
+        .args(["-f", file.to_str().unwrap(), "-o", art.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let up = srv.upload(&user, &art);
+    assert_eq!(up.status, 201, "{}", up.text());
+    let id = up
+        .header("location")
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let link = srv
+        .get(
+            &format!("/api/management/v1/deployments/artifacts/{id}/download"),
+            &user,
+        )
+        .json()["uri"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let size = std::fs::metadata(&art).unwrap().len() as usize;
+    // Start the download, read a little, then ask the server to stop.
+    let rest = link.trim_start_matches("http://");
+    let (host, path) = rest.split_at(rest.find('/').unwrap());
+    let mut conn = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        conn,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reader = BufReader::new(conn);
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert!(line.starts_with("HTTP/1.1 200"), "{line}");
+    while line != "\r\n" {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+    }
+    let mut first = vec![0u8; 4096];
+    reader.read_exact(&mut first).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(srv.pid() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // New connections are refused while the old one is still served to the end.
+    assert!(
+        std::net::TcpStream::connect(host).is_err(),
+        "still accepting"
+    );
+    let mut body = first;
+    reader.read_to_end(&mut body).unwrap();
+    assert_eq!(body.len(), size);
+    assert_eq!(body, std::fs::read(&art).unwrap());
 }

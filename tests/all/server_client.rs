@@ -126,7 +126,15 @@ fn the_real_mender_client_installs_a_deployment_and_resumes_a_cut_download() {
     // The artifact: a 2 MiB file for the single-file module, installed into `out`.
     let t = tempfile::tempdir().unwrap();
     let root = t.path();
-    for d in ["etc", "data", "identity", "inventory", "out", "build"] {
+    for d in [
+        "etc",
+        "data",
+        "share/identity",
+        "share/inventory",
+        "share/modules/v3",
+        "out",
+        "build",
+    ] {
         std::fs::create_dir_all(root.join(d)).unwrap();
     }
     // Incompressible bytes (xorshift), so the artifact stays about as large as the payload.
@@ -176,19 +184,18 @@ fn the_real_mender_client_installs_a_deployment_and_resumes_a_cut_download() {
     .unwrap();
     std::fs::write(root.join("data/device_type"), "device_type=sandbox-dev\n").unwrap();
     write_exec(
-        &root.join("identity/mender-device-identity"),
+        &root.join("share/identity/mender-device-identity"),
         "#!/bin/sh\necho mac=02:00:00:00:00:42\n",
     );
     write_exec(
-        &root.join("inventory/mender-inventory-test"),
+        &root.join("share/inventory/mender-inventory-test"),
         "#!/bin/sh\necho sandbox=yes\n",
     );
     let r = root.display();
     let script = format!(
         "set -e; mount --bind {r}/etc /etc/mender; \
-         mkdir -p /usr/share/mender/identity /usr/share/mender/inventory; \
-         mount --bind {r}/identity /usr/share/mender/identity; \
-         mount --bind {r}/inventory /usr/share/mender/inventory; \
+         mount --bind /usr/share/mender/modules/v3 {r}/share/modules/v3; \
+         mount --rbind {r}/share /usr/share/mender; \
          exec mender --no-syslog --log-level debug --config {r}/etc/mender.conf \
          --fallback-config {r}/etc/none.conf --data {r}/data daemon"
     );

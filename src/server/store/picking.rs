@@ -16,6 +16,8 @@ struct Assigned {
     artifact_id: Option<String>,
     provides: Option<String>,
     force: bool,
+    /// Assigned by this request.
+    fresh: bool,
 }
 
 fn artifact(tx: &Transaction, id: &str) -> Result<Option<ArtifactRecord>> {
@@ -63,6 +65,7 @@ pub fn pick(
                 artifact_id: r.get(2)?,
                 provides: r.get(3)?,
                 force: r.get(4)?,
+                fresh: false,
             })
         })
         .optional()?;
@@ -92,6 +95,13 @@ pub fn pick(
     if !assigned.force && assigned.status == "pending" && art.name == artifact_name {
         set_final(tx, &assigned.deployment_id, device_id, "already-installed")?;
         return Ok(NextOutcome::Nothing);
+    }
+    if assigned.fresh {
+        // Counted once per device, when the artifact is first handed out.
+        tx.execute(
+            "UPDATE deployments SET total_size = total_size + ?2 WHERE id=?1",
+            params![assigned.deployment_id, art.size as i64],
+        )?;
     }
     Ok(NextOutcome::Update {
         deployment_id: assigned.deployment_id,
@@ -152,9 +162,8 @@ fn assign_new(
         ],
     )?;
     tx.execute(
-        "UPDATE deployments SET device_count = device_count + 1, total_size = total_size + ?2
-         WHERE id=?1",
-        params![deployment_id, best.as_ref().map_or(0, |a| a.size as i64)],
+        "UPDATE deployments SET device_count = device_count + 1 WHERE id=?1",
+        [&deployment_id],
     )?;
     Ok(Some(Assigned {
         deployment_id,
@@ -162,5 +171,6 @@ fn assign_new(
         artifact_id: best.map(|a| a.id),
         provides: Some(provides_json.to_string()),
         force,
+        fresh: true,
     }))
 }
