@@ -4,8 +4,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::connect_info::Connected;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
+use axum::serve::IncomingStream;
 use axum::Router;
 
 use super::api;
@@ -77,6 +79,22 @@ impl AppState {
     }
 }
 
+/// The address a request came from, over plain TCP or TLS.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
+impl Connected<IncomingStream<'_, tokio::net::TcpListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        Peer(*stream.remote_addr())
+    }
+}
+
+impl Connected<IncomingStream<'_, super::tls::TlsListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, super::tls::TlsListener>) -> Self {
+        Peer(*stream.remote_addr())
+    }
+}
+
 /// The route table.
 pub fn router(state: Arc<AppState>) -> Router {
     let max_body = state.config.max_body;
@@ -126,7 +144,7 @@ pub async fn serve(config: ServerConfig, ready: impl FnOnce(SocketAddr)) -> Resu
     };
     let base = config.base_url(addr, tls.is_some());
     let state = Arc::new(AppState::open(config, base)?);
-    let app = router(state).into_make_service();
+    let app = router(state).into_make_service_with_connect_info::<Peer>();
     ready(addr);
     match tls {
         Some(acceptor) => {

@@ -54,7 +54,8 @@ fn claims(state: &AppState, parts: &Parts) -> Result<Claims, ApiError> {
         .map_err(|e| ApiError::unauthorized(e.to_string()))
 }
 
-fn limit(state: &AppState, key: &str) -> Result<(), ApiError> {
+/// Counts a request by `key` against the quota: 429 with `Retry-After` when over it.
+pub fn limit(state: &AppState, key: &str) -> Result<(), ApiError> {
     state.limiter.check(key).map_err(|secs| ApiError {
         retry_after: Some(secs),
         ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too many requests")

@@ -263,6 +263,10 @@ fn requests_over_quota_get_429_with_retry_after() {
     let retry: u64 = a.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=30).contains(&retry));
     assert_eq!(a.json()["error"], "too many requests");
+    // Authentication requests are counted per source address: joining used 2 of the 5.
+    let other = Dev::new("ed25519", "rate-2");
+    let codes: Vec<u16> = (0..5).map(|_| other.auth(&srv).status).collect();
+    assert_eq!(codes, [401, 401, 401, 429, 429]);
 }
 
 #[test]

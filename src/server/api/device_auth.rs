@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::STANDARD;
@@ -14,7 +14,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::crypto::VerifyingKey;
-use crate::server::app::AppState;
+use crate::server::app::{AppState, Peer};
 use crate::server::auth::body_bytes;
 use crate::server::clock;
 use crate::server::error::{ApiError, ApiResult};
@@ -47,8 +47,14 @@ pub fn canonical_pubkey(pem: &str) -> Result<(VerifyingKey, String), ApiError> {
     Ok((key, text))
 }
 
-/// Handles an authentication request.
-pub async fn auth_request(State(state): State<Arc<AppState>>, req: Request) -> ApiResult<Response> {
+/// Handles an authentication request. Requests are counted per source address, since
+/// there is no identity to count them by before the signature is checked.
+pub async fn auth_request(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
+    req: Request,
+) -> ApiResult<Response> {
+    crate::server::auth::limit(&state, &format!("ip:{}", peer.ip()))?;
     let signature = req
         .headers()
         .get("X-MEN-Signature")
