@@ -69,7 +69,8 @@ pub struct ServeArgs {
     /// Lifetime of device and user tokens, seconds
     #[arg(long, default_value_t = 604800, value_name = "SECS")]
     token_lifetime: i64,
-    /// Requests each device or user may make per rate interval (0: unlimited)
+    /// Requests each device, user or (for authentication requests) source address may make
+    /// per rate interval (0: unlimited)
     #[arg(long, default_value_t = 600, value_name = "N")]
     rate_quota: u32,
     /// Length of the rate-limit window, seconds
