@@ -117,10 +117,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             &format!("{dev}/deployments/download/{{id}}"),
             get(api::download::download),
         )
-        .route(
-            "/api/management/v1/useradm/auth/login",
-            post(api::users::login),
-        )
+        .merge(api::users::routes())
         .merge(api::devauth::routes())
         .merge(api::artifacts::routes())
         .merge(api::deployments::routes())

@@ -29,6 +29,10 @@ pub struct DeviceAuth {
 pub struct UserAuth {
     /// User id.
     pub user_id: String,
+    /// Token id.
+    pub jti: String,
+    /// Token expiry, unix seconds.
+    pub exp: i64,
 }
 
 fn bearer(parts: &Parts) -> Result<&str, ApiError> {
@@ -98,8 +102,15 @@ impl FromRequestParts<Arc<AppState>> for UserAuth {
         if state.store.user_by_id(&c.sub)?.is_none() {
             return Err(ApiError::unauthorized("user no longer exists"));
         }
+        if state.store.token_revoked(&c.jti)? {
+            return Err(ApiError::unauthorized("token revoked"));
+        }
         limit(state, &c.sub)?;
-        Ok(UserAuth { user_id: c.sub })
+        Ok(UserAuth {
+            user_id: c.sub,
+            jti: c.jti,
+            exp: c.exp,
+        })
     }
 }
 

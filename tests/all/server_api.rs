@@ -646,3 +646,30 @@ fn sigterm_lets_an_inflight_download_finish() {
     assert_eq!(body.len(), size);
     assert_eq!(body, std::fs::read(&art).unwrap());
 }
+
+#[test]
+fn logout_revokes_the_user_token() {
+    let srv = Srv::start(&[]);
+    let user = srv.login();
+    let me = srv.get("/api/management/v1/useradm/users/me", &user);
+    assert_eq!(me.status, 200);
+    assert_eq!(me.json()["email"], super::USER);
+    let out = http(
+        "POST",
+        &format!("{}/api/management/v1/useradm/auth/logout", srv.url),
+        Some(&user),
+        &[],
+        None,
+    );
+    assert_eq!(out.status, 202, "{}", out.text());
+    assert_eq!(
+        srv.get("/api/management/v1/useradm/users/me", &user).status,
+        401
+    );
+    let again = srv.login();
+    assert_eq!(
+        srv.get("/api/management/v1/useradm/users/me", &again)
+            .status,
+        200
+    );
+}

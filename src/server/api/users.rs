@@ -1,21 +1,35 @@
-//! `POST /api/management/v1/useradm/auth/login`: HTTP Basic credentials for a user token, and
-//! the password hashing behind it (argon2id).
+//! Users (useradm): login with HTTP Basic credentials for a token, logout, the current user,
+//! and the password hashing behind them (argon2id).
 
 use std::sync::Arc;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use axum::extract::State;
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use serde_json::{json, Value};
 
 use crate::server::app::AppState;
+use crate::server::auth::UserAuth;
 use crate::server::clock;
 use crate::server::error::{ApiError, ApiResult};
 use crate::server::ids;
 use crate::server::token::Claims;
+
+const BASE: &str = "/api/management/v1/useradm";
+
+/// The routes of this file.
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route(&format!("{BASE}/auth/login"), post(login))
+        .route(&format!("{BASE}/auth/logout"), post(logout))
+        .route(&format!("{BASE}/users/me"), get(me))
+}
 
 /// The argon2id PHC string of `password` with a fresh salt.
 pub fn hash_password(password: &str) -> String {
@@ -48,7 +62,7 @@ fn basic(headers: &HeaderMap) -> Option<(String, String)> {
 }
 
 /// Logs a user in.
-pub async fn login(State(state): State<Arc<AppState>>, headers: HeaderMap) -> ApiResult<Response> {
+async fn login(State(state): State<Arc<AppState>>, headers: HeaderMap) -> ApiResult<Response> {
     let (email, password) =
         basic(&headers).ok_or_else(|| ApiError::unauthorized("missing Basic credentials"))?;
     if let Err(secs) = state.limiter.check(&format!("login:{email}")) {
@@ -86,6 +100,24 @@ pub async fn login(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Ap
         user: true,
     });
     Ok(([(header::CONTENT_TYPE, "application/jwt")], token).into_response())
+}
+
+/// Revokes the token the request carries.
+async fn logout(State(state): State<Arc<AppState>>, u: UserAuth) -> ApiResult<StatusCode> {
+    state.store.revoke_token(&u.jti, u.exp)?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// The logged-in user.
+async fn me(State(state): State<Arc<AppState>>, u: UserAuth) -> ApiResult<Json<Value>> {
+    let user = state
+        .store
+        .user_by_id(&u.user_id)?
+        .ok_or_else(|| ApiError::unauthorized("user no longer exists"))?;
+    let created = clock::rfc3339(user.created_ts);
+    Ok(Json(json!({
+        "id": user.id, "email": user.email, "created_ts": created, "updated_ts": created,
+    })))
 }
 
 #[cfg(test)]

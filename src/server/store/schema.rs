@@ -3,7 +3,9 @@
 
 use rusqlite::Connection;
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    r#"
 CREATE TABLE settings (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE users (
     id TEXT PRIMARY KEY, email TEXT NOT NULL UNIQUE, password_hash TEXT NOT NULL,
@@ -39,7 +41,10 @@ CREATE TABLE device_deployments (
     artifact_id TEXT, device_type TEXT, provides TEXT, log TEXT,
     PRIMARY KEY (deployment_id, device_id));
 CREATE INDEX device_deployments_device ON device_deployments(device_id, seq);
-"#];
+"#,
+    // 2: user tokens revoked by logout, kept until they would have expired.
+    "CREATE TABLE revoked_tokens (jti TEXT PRIMARY KEY, exp INTEGER NOT NULL);",
+];
 
 /// Brings the database at `conn` up to the newest schema.
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {

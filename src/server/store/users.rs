@@ -13,6 +13,8 @@ pub struct User {
     pub email: String,
     /// Argon2 PHC string.
     pub password_hash: String,
+    /// Creation, unix seconds.
+    pub created_ts: i64,
 }
 
 impl Store {
@@ -28,6 +30,27 @@ impl Store {
         Ok(db.query_row("SELECT id FROM users WHERE email=?1", [email], |r| r.get(0))?)
     }
 
+    /// Revokes the user token `jti` (valid until `exp`); expired entries are dropped.
+    pub fn revoke_token(&self, jti: &str, exp: i64) -> Result<()> {
+        let db = self.db();
+        db.execute(
+            "DELETE FROM revoked_tokens WHERE exp < ?1",
+            [super::super::clock::unix_now()],
+        )?;
+        db.execute(
+            "INSERT INTO revoked_tokens(jti, exp) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            params![jti, exp],
+        )?;
+        Ok(())
+    }
+
+    /// True when the user token `jti` was revoked.
+    pub fn token_revoked(&self, jti: &str) -> Result<bool> {
+        let db = self.db();
+        let mut st = db.prepare_cached("SELECT 1 FROM revoked_tokens WHERE jti=?1")?;
+        Ok(st.exists([jti])?)
+    }
+
     /// The user with login `email`.
     pub fn user_by_email(&self, email: &str) -> Result<Option<User>> {
         self.user_where("email", email)
@@ -39,7 +62,7 @@ impl Store {
     }
 
     fn user_where(&self, col: &str, v: &str) -> Result<Option<User>> {
-        let sql = format!("SELECT id, email, password_hash FROM users WHERE {col}=?1");
+        let sql = format!("SELECT id, email, password_hash, created_ts FROM users WHERE {col}=?1");
         Ok(self
             .db()
             .prepare_cached(&sql)?
@@ -48,6 +71,7 @@ impl Store {
                     id: r.get(0)?,
                     email: r.get(1)?,
                     password_hash: r.get(2)?,
+                    created_ts: r.get(3)?,
                 })
             })
             .optional()?)
