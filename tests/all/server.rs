@@ -346,6 +346,19 @@ impl Dev {
     }
 }
 
+/// `n` incompressible bytes (xorshift), so artifacts stay as large as their payload.
+pub fn noise(n: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
 /// Writes a single-file module-image artifact `name` for `device_type` with a payload of
 /// `size` bytes into `dir`; returns its path.
 pub fn artifact(dir: &Path, name: &str, device_type: &str, size: usize) -> PathBuf {

@@ -564,16 +564,7 @@ fn sigterm_lets_an_inflight_download_finish() {
     let srv = Srv::start(&[]);
     let user = srv.login();
     let tmp = tempfile::tempdir().unwrap();
-    // Random-looking payload so the artifact stays big (several MiB on the wire).
-    let mut x: u64 = 88172645463325252;
-    let payload: Vec<u8> = (0..6u32 << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let payload = super::noise(6 << 20);
     let file = tmp.path().join("big.bin");
     std::fs::write(&file, &payload).unwrap();
     let art = tmp.path().join("big.mender");
@@ -670,6 +661,49 @@ fn logout_revokes_the_user_token() {
     assert_eq!(
         srv.get("/api/management/v1/useradm/users/me", &again)
             .status,
+        200
+    );
+}
+
+#[test]
+fn group_deployments_reach_accepted_devices_of_the_group_only() {
+    let srv = Srv::start(&[]);
+    let user = srv.login();
+    let tmp = tempfile::tempdir().unwrap();
+    assert_eq!(
+        srv.upload(&user, &artifact(tmp.path(), "rel-g", "test-dev", 5000))
+            .status,
+        201
+    );
+    let (in_id, in_tok) = Dev::new("ed25519", "g1").join(&srv, &user);
+    let (_, out_tok) = Dev::new("ed25519", "g2").join(&srv, &user);
+    let group = format!("/api/management/v1/inventory/devices/{in_id}/group");
+    let bad = srv.send("PUT", &group, &user, &json!({"group": "no spaces"}));
+    assert_eq!(bad.status, 400);
+    assert_eq!(
+        srv.send("PUT", &group, &user, &json!({"group": "canary"}))
+            .status,
+        204
+    );
+    assert_eq!(srv.get(&group, &user).json()["group"], "canary");
+    let groups = srv.get("/api/management/v1/inventory/groups", &user).json();
+    assert_eq!(groups, json!(["canary"]));
+    let listed = srv.get("/api/management/v1/inventory/devices?group=canary", &user);
+    assert_eq!(listed.header("x-total-count").as_deref(), Some("1"));
+    let body = json!({"name": "canary roll", "artifact_name": "rel-g"});
+    let empty = srv.send("POST", &format!("{DEPLOYMENTS}/group/nobody"), &user, &body);
+    assert_eq!(empty.status, 400);
+    let c = srv.send("POST", &format!("{DEPLOYMENTS}/group/canary"), &user, &body);
+    assert_eq!(c.status, 201, "{}", c.text());
+    let d = srv.get(&c.header("location").unwrap(), &user).json();
+    assert_eq!(d["max_devices"], 1);
+    assert_eq!(d["groups"], json!(["canary"]));
+    assert_eq!(
+        srv.send("POST", NEXT, &out_tok, &provides("old")).status,
+        204
+    );
+    assert_eq!(
+        srv.send("POST", NEXT, &in_tok, &provides("old")).status,
         200
     );
 }

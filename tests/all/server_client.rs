@@ -137,16 +137,7 @@ fn the_real_mender_client_installs_a_deployment_and_resumes_a_cut_download() {
     ] {
         std::fs::create_dir_all(root.join(d)).unwrap();
     }
-    // Incompressible bytes (xorshift), so the artifact stays about as large as the payload.
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let payload: Vec<u8> = (0..2u32 << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect();
+    let payload = super::noise(2 << 20);
     let payload_path = root.join("build/payload.bin");
     std::fs::write(&payload_path, &payload).unwrap();
     let art = root.join("build/rel-client.mender");

@@ -102,15 +102,7 @@ impl Store {
             .optional()?
         {
             Some(id) => id,
-            None => {
-                let id = ids::uuid_v4();
-                tx.execute(
-                    "INSERT INTO devices(id, identity_hash, identity_data, created_ts, updated_ts)
-                     VALUES (?1, ?2, ?3, ?4, ?4)",
-                    params![id, identity_hash, identity, now],
-                )?;
-                id
-            }
+            None => insert_device(&tx, identity_hash, identity, now)?,
         };
         let found: Option<(String, String)> = tx
             .query_row(
@@ -327,15 +319,7 @@ impl Store {
         let now = clock::unix_now();
         let id = match existing {
             Some(id) => id,
-            None => {
-                let id = ids::uuid_v4();
-                tx.execute(
-                    "INSERT INTO devices(id, identity_hash, identity_data, created_ts, updated_ts)
-                     VALUES (?1, ?2, ?3, ?4, ?4)",
-                    params![id, identity_hash, identity, now],
-                )?;
-                id
-            }
+            None => insert_device(&tx, identity_hash, identity, now)?,
         };
         tx.execute(
             "INSERT INTO auth_sets(id, device_id, pubkey, status, ts)
@@ -356,6 +340,22 @@ impl Store {
         let rows = st.query_map([], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
+}
+
+/// Creates a device with no auth sets; returns its id.
+fn insert_device(
+    tx: &rusqlite::Transaction,
+    hash: &str,
+    identity: &str,
+    now: i64,
+) -> Result<String> {
+    let id = ids::uuid_v4();
+    tx.execute(
+        "INSERT INTO devices(id, identity_hash, identity_data, created_ts, updated_ts)
+         VALUES (?1, ?2, ?3, ?4, ?4)",
+        params![id, hash, identity, now],
+    )?;
+    Ok(id)
 }
 
 fn auth_sets(db: &rusqlite::Connection, device_id: &str) -> Result<Vec<AuthSet>> {
