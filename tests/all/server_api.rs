@@ -290,6 +290,16 @@ fn corrupt_uploads_are_refused_and_leave_nothing() {
     let truncated = tmp.path().join("short.mender");
     std::fs::write(&truncated, &std::fs::read(&good).unwrap()[..3000]).unwrap();
     assert_eq!(srv.upload(&user, &truncated).status, 400);
+    // Junk of several MiB: refused early, the rest still read so the answer arrives.
+    let junk = tmp.path().join("junk.mender");
+    std::fs::write(&junk, super::noise(4 << 20)).unwrap();
+    let a = srv.upload(&user, &junk);
+    assert_eq!(a.status, 400, "{}", a.text());
+    let msg = a.json()["error"].as_str().unwrap().to_string();
+    assert!(
+        msg.chars().all(|c| c.is_ascii_graphic() || c == ' '),
+        "{msg:?}"
+    );
     let list = srv.get("/api/management/v1/deployments/artifacts", &user);
     assert_eq!(list.json(), json!([]));
     let files: Vec<_> = std::fs::read_dir(srv.data.join("artifacts"))

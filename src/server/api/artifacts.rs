@@ -155,6 +155,19 @@ async fn link(
     ))
 }
 
+/// `text` as one readable ASCII line of at most 300 characters: parser messages can quote raw
+/// bytes of a bad upload.
+fn printable(text: &str) -> String {
+    let clean: String = text
+        .chars()
+        .filter(|c| c.is_ascii_graphic() || *c == ' ')
+        .collect();
+    match clean.char_indices().nth(300) {
+        Some((i, _)) => format!("{}...", &clean[..i]),
+        None => clean,
+    }
+}
+
 fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     ApiError::new(e.status(), format!("reading the upload: {}", e.body_text()))
 }
@@ -200,6 +213,7 @@ pub async fn upload(
             "artifact" => {
                 let mut v = UploadValidator::start(state.blobs.temp()?);
                 let mut seen: u64 = 0;
+                let mut feeding = true;
                 while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
                     seen += chunk.len() as u64;
                     if seen > max || size.is_some_and(|s| seen > s) {
@@ -212,14 +226,15 @@ pub async fn upload(
                             "artifact is larger than {what}"
                         )));
                     }
-                    if !v.feed(chunk).await {
-                        break;
+                    // Once the artifact is known to be invalid the rest is read and dropped,
+                    // so the client gets the answer instead of a broken connection.
+                    if feeding {
+                        feeding = v.feed(chunk).await;
                     }
                 }
-                let result = v
-                    .finish()
-                    .await
-                    .map_err(|e| ApiError::bad_request(format!("invalid artifact: {e}")))?;
+                let result = v.finish().await.map_err(|e| {
+                    ApiError::bad_request(format!("invalid artifact: {}", printable(&e)))
+                })?;
                 if size.is_some_and(|s| s != result.size) {
                     return Err(ApiError::bad_request(format!(
                         "the artifact is {} bytes, not the {} given",
