@@ -34,6 +34,13 @@ pub fn routes() -> Router<Arc<AppState>> {
             delete(remove_group),
         )
         .route(&format!("{BASE}/groups"), get(groups))
+        .route(&format!("{BASE}/groups/{{name}}"), delete(delete_group))
+        .route(
+            &format!("{BASE}/groups/{{name}}/devices"),
+            get(group_devices)
+                .patch(add_group_devices)
+                .delete(remove_group_devices),
+        )
 }
 
 fn device_json(state: &AppState, id: &str, group: Option<String>) -> ApiResult<Option<Value>> {
@@ -143,6 +150,73 @@ async fn get_group(
     Ok(Json(json!({ "group": group_of(&state, &id)? })))
 }
 
+fn check_group_name(g: &str) -> ApiResult<()> {
+    if g.is_empty()
+        || g.len() > 256
+        || !g
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(ApiError::bad_request(
+            "group names are 1 to 256 letters, digits, '-' or '_'",
+        ));
+    }
+    Ok(())
+}
+
+async fn group_devices(
+    State(state): State<Arc<AppState>>,
+    _u: UserAuth,
+    Path(name): Path<String>,
+    axum::extract::Query(p): axum::extract::Query<Paging>,
+) -> ApiResult<Response> {
+    let (limit, offset) = store::page(p.page, p.per_page, 10);
+    let (ids, total) = state
+        .store
+        .inventory_device_ids(Some(&name), None, &[], limit, offset)?;
+    if total == 0 {
+        return Err(ApiError::not_found("no such group"));
+    }
+    let ids: Vec<String> = ids.into_iter().map(|(id, _)| id).collect();
+    let path = format!("{BASE}/groups/{name}/devices");
+    Ok((paging_headers(&path, &p, 10, total), Json(ids)).into_response())
+}
+
+async fn add_group_devices(
+    State(state): State<Arc<AppState>>,
+    _u: UserAuth,
+    Path(name): Path<String>,
+    JsonBody(ids): JsonBody<Vec<String>>,
+) -> ApiResult<Json<Value>> {
+    check_group_name(&name)?;
+    let (matched, updated) = state.store.add_to_group(&ids, &name)?;
+    Ok(Json(
+        json!({ "matched_count": matched, "updated_count": updated }),
+    ))
+}
+
+async fn remove_group_devices(
+    State(state): State<Arc<AppState>>,
+    _u: UserAuth,
+    Path(name): Path<String>,
+    JsonBody(ids): JsonBody<Vec<String>>,
+) -> ApiResult<Json<Value>> {
+    let updated = state.store.remove_from_group(Some(&ids), &name)?;
+    Ok(Json(json!({ "updated_count": updated })))
+}
+
+async fn delete_group(
+    State(state): State<Arc<AppState>>,
+    _u: UserAuth,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let updated = state.store.remove_from_group(None, &name)?;
+    if updated == 0 {
+        return Err(ApiError::not_found("no such group"));
+    }
+    Ok(Json(json!({ "updated_count": updated })))
+}
+
 #[derive(Deserialize)]
 struct GroupBody {
     group: String,
@@ -155,16 +229,7 @@ async fn put_group(
     JsonBody(body): JsonBody<GroupBody>,
 ) -> ApiResult<StatusCode> {
     let g = &body.group;
-    if g.is_empty()
-        || g.len() > 256
-        || !g
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        return Err(ApiError::bad_request(
-            "group names are 1 to 256 letters, digits, '-' or '_'",
-        ));
-    }
+    check_group_name(g)?;
     if state.store.set_group(&id, Some(g))? {
         Ok(StatusCode::NO_CONTENT)
     } else {

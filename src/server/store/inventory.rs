@@ -150,6 +150,46 @@ impl Store {
             .flatten())
     }
 
+    /// Puts the existing devices among `ids` in `group`: (matched, changed).
+    pub fn add_to_group(&self, ids: &[String], group: &str) -> Result<(u64, u64)> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        let (mut matched, mut changed) = (0, 0);
+        for id in ids {
+            let had: Option<Option<String>> = tx
+                .query_row("SELECT grp FROM devices WHERE id=?1", [id], |r| r.get(0))
+                .optional()?;
+            if let Some(had) = had {
+                matched += 1;
+                if had.as_deref() != Some(group) {
+                    tx.execute("UPDATE devices SET grp=?2 WHERE id=?1", params![id, group])?;
+                    changed += 1;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok((matched, changed))
+    }
+
+    /// Takes the devices among `ids` (all of the group when None) out of `group`; returns how
+    /// many changed.
+    pub fn remove_from_group(&self, ids: Option<&[String]>, group: &str) -> Result<u64> {
+        let db = self.db();
+        Ok(match ids {
+            None => db.execute("UPDATE devices SET grp=NULL WHERE grp=?1", [group])?,
+            Some(ids) => {
+                let mut n = 0;
+                for id in ids {
+                    n += db.execute(
+                        "UPDATE devices SET grp=NULL WHERE id=?1 AND grp=?2",
+                        params![id, group],
+                    )?;
+                }
+                n
+            }
+        } as u64)
+    }
+
     /// Accepted devices in static group `group`.
     pub fn accepted_in_group(&self, group: &str) -> Result<Vec<String>> {
         let db = self.db();
