@@ -61,7 +61,7 @@ impl AppState {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| ServeError::Io(config.data_dir.display().to_string(), e))?;
         let store = Store::open_url(&config.database_url())?;
-        let blobs = BlobStore::open_url(&config.storage_url())?;
+        let blobs = BlobStore::open_url(&config.storage_url(), &config.data_dir)?;
         let token_key = store.secret("token-key", || ids::random_bytes(32))?;
         let link_key = store.secret("link-key", || ids::random_bytes(32))?;
         Ok(AppState {

@@ -1,30 +1,55 @@
-//! The blob store: artifact files in a local directory, written to a temporary name and renamed
-//! into place only once validated, so a failed upload leaves nothing behind.
+//! The blob store: artifact files in a local directory or an S3 bucket. Uploads are written to
+//! a local temporary file and moved into place only once validated, so a failed upload leaves
+//! nothing behind.
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// Artifact files in a directory, one file per artifact id.
+use super::s3::S3Store;
+
+/// Where artifact files are kept.
 #[derive(Debug, Clone)]
-pub struct BlobStore {
-    dir: PathBuf,
+pub enum BlobStore {
+    /// One file per artifact id in a directory.
+    Dir(PathBuf),
+    /// One object per artifact id in a bucket; uploads are staged in `staging`.
+    S3 {
+        /// The bucket.
+        store: S3Store,
+        /// Local directory for uploads being validated.
+        staging: PathBuf,
+    },
 }
 
-/// An unknown storage URL.
+/// An unusable storage URL.
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {
     /// The URL names a backend this build does not have.
-    #[error("unsupported storage URL {0:?} (expected file:DIR)")]
+    #[error("unsupported storage URL {0:?} (expected file:DIR or s3://BUCKET?endpoint=URL)")]
     Url(String),
-    /// The directory could not be made.
+    /// The S3 URL or credentials are wrong.
+    #[error("{0}")]
+    S3(#[from] super::s3::S3Error),
+    /// The directory or bucket could not be made.
     #[error("{0}: {1}")]
     Io(String, io::Error),
 }
 
 impl BlobStore {
-    /// Opens the store named by `url` (`file:DIR` or a bare path), creating the directory.
-    pub fn open_url(url: &str) -> Result<BlobStore, BlobError> {
+    /// Opens the store named by `url` (`file:DIR`, a bare path, or `s3://...`), creating the
+    /// directory or bucket; S3 uploads are staged under `data_dir`.
+    pub fn open_url(url: &str, data_dir: &Path) -> Result<BlobStore, BlobError> {
+        if url.starts_with("s3://") {
+            let store = S3Store::from_url(url)?;
+            store
+                .ensure_bucket()
+                .map_err(|e| BlobError::Io(url.to_string(), e))?;
+            let staging = data_dir.join("staging");
+            fs::create_dir_all(&staging)
+                .map_err(|e| BlobError::Io(staging.display().to_string(), e))?;
+            return Ok(BlobStore::S3 { store, staging });
+        }
         let dir = match url.split_once(':') {
             Some(("file", p)) => p.trim_start_matches("//"),
             Some((scheme, _)) if scheme.len() > 1 => return Err(BlobError::Url(url.into())),
@@ -33,31 +58,57 @@ impl BlobStore {
         let dir = PathBuf::from(dir);
         fs::create_dir_all(dir.join(".tmp"))
             .map_err(|e| BlobError::Io(dir.display().to_string(), e))?;
-        Ok(BlobStore { dir })
+        Ok(BlobStore::Dir(dir))
     }
 
     /// A new temporary file for an upload, removed when dropped unless committed.
     pub fn temp(&self) -> io::Result<tempfile::NamedTempFile> {
-        tempfile::NamedTempFile::new_in(self.dir.join(".tmp"))
+        match self {
+            BlobStore::Dir(dir) => tempfile::NamedTempFile::new_in(dir.join(".tmp")),
+            BlobStore::S3 { staging, .. } => tempfile::NamedTempFile::new_in(staging),
+        }
     }
 
-    /// Moves a validated upload into place as artifact `id`.
+    /// Moves a validated upload into place as artifact `id` (blocking).
     pub fn commit(&self, temp: tempfile::NamedTempFile, id: &str) -> io::Result<()> {
-        temp.as_file().sync_all()?;
-        temp.persist(self.path(id)).map_err(|e| e.error)?;
-        Ok(())
+        match self {
+            BlobStore::Dir(_) => {
+                temp.as_file().sync_all()?;
+                let path = self.local_path(id).expect("a directory store");
+                temp.persist(path).map_err(|e| e.error)?;
+                Ok(())
+            }
+            BlobStore::S3 { store, .. } => store.put_file(id, temp.path()),
+        }
     }
 
-    /// Where artifact `id` is kept.
-    pub fn path(&self, id: &str) -> PathBuf {
-        self.dir.join(Path::new(id).file_name().unwrap_or_default())
+    /// The local file of artifact `id`, for a directory store.
+    pub fn local_path(&self, id: &str) -> Option<PathBuf> {
+        match self {
+            BlobStore::Dir(dir) => Some(dir.join(Path::new(id).file_name().unwrap_or_default())),
+            BlobStore::S3 { .. } => None,
+        }
     }
 
-    /// Removes artifact `id` (no error if already gone).
+    /// A pre-signed URL for artifact `id` valid for `secs`, for stores that serve files
+    /// themselves; None when this server serves them.
+    pub fn presigned(&self, id: &str, secs: i64) -> Option<String> {
+        match self {
+            BlobStore::Dir(_) => None,
+            BlobStore::S3 { store, .. } => Some(store.presign_get(id, secs)),
+        }
+    }
+
+    /// Removes artifact `id` (no error if already gone; blocking).
     pub fn delete(&self, id: &str) -> io::Result<()> {
-        match fs::remove_file(self.path(id)) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
+        match self {
+            BlobStore::Dir(_) => {
+                match fs::remove_file(self.local_path(id).expect("a directory store")) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+                    _ => Ok(()),
+                }
+            }
+            BlobStore::S3 { store, .. } => store.delete(id),
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The Mender server: the device and management HTTP APIs over a metadata store (SQLite) and a
-//! blob store (a local directory), in one process.
+//! blob store (a local directory or an S3 bucket), in one process.
 
 pub mod api;
 pub mod app;
@@ -11,6 +11,7 @@ pub mod error;
 pub mod ids;
 pub mod link;
 pub mod ratelimit;
+pub mod s3;
 pub mod store;
 pub mod tls;
 pub mod token;

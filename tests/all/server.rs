@@ -9,6 +9,8 @@ mod bench;
 mod cli;
 #[path = "server_client.rs"]
 mod client;
+#[path = "server_s3.rs"]
+mod s3;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -99,6 +101,11 @@ pub fn http(
 impl Srv {
     /// Starts a server with a user, on a fresh data directory, with extra `serve` flags.
     pub fn start(extra: &[&str]) -> Srv {
+        Self::start_env(extra, &[])
+    }
+
+    /// As `start`, with extra environment variables for the server.
+    pub fn start_env(extra: &[&str], env: &[(&str, &str)]) -> Srv {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let data_s = data.to_str().unwrap();
@@ -112,11 +119,17 @@ impl Srv {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        Self::start_on(dir, data, extra)
+        Self::start_on(dir, data, extra, env)
     }
 
-    fn start_on(dir: tempfile::TempDir, data: PathBuf, extra: &[&str]) -> Srv {
+    fn start_on(
+        dir: tempfile::TempDir,
+        data: PathBuf,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Srv {
         let mut child = Command::new(bin())
+            .envs(env.iter().copied())
             .args(["serve", "--data", data.to_str().unwrap()])
             .args(["--listen", "127.0.0.1:0"])
             .args(extra)
@@ -239,7 +252,7 @@ impl Srv {
     pub fn restart(mut self, extra: &[&str]) -> Srv {
         assert_eq!(self.stop(), Some(0));
         let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap());
-        Self::start_on(dir, self.data.clone(), extra)
+        Self::start_on(dir, self.data.clone(), extra, &[])
     }
 
     /// The server's process id.
@@ -357,6 +370,19 @@ pub fn noise(n: usize) -> Vec<u8> {
             (x >> 24) as u8
         })
         .collect()
+}
+
+/// `artifact` with one byte flipped inside its compressed payload member.
+pub fn corrupt(artifact: &[u8]) -> Vec<u8> {
+    let name = b"data/0000.tar";
+    let at = artifact
+        .windows(name.len())
+        .rposition(|w| w == name)
+        .expect("a payload member");
+    let mut bad = artifact.to_vec();
+    // Past the member's tar header and the gzip header, inside the deflate stream.
+    bad[at + 512 + 40] ^= 0xff;
+    bad
 }
 
 /// Writes a single-file module-image artifact `name` for `device_type` with a payload of

@@ -275,10 +275,7 @@ fn corrupt_uploads_are_refused_and_leave_nothing() {
     let user = srv.login();
     let tmp = tempfile::tempdir().unwrap();
     let good = artifact(tmp.path(), "rel-1", "test-dev", 8192);
-    let mut bytes = std::fs::read(&good).unwrap();
-    // Flip a byte inside the compressed payload (the last member before the tar end).
-    let at = bytes.len() - 1024 - 200;
-    bytes[at] ^= 0xff;
+    let bytes = super::corrupt(&std::fs::read(&good).unwrap());
     let bad = tmp.path().join("bad.mender");
     std::fs::write(&bad, &bytes).unwrap();
     let a = srv.upload(&user, &bad);

@@ -51,7 +51,8 @@ pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port)
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Artifact storage URL [default: file:DATA/artifacts]
+    /// Artifact storage: file:DIR, or s3://BUCKET?endpoint=URL&region=REGION with credentials
+    /// in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY [default: file:DATA/artifacts]
     #[arg(long, value_name = "URL")]
     storage: Option<String>,
     /// Base URL devices reach this server at, for download links [default: http://LISTEN]

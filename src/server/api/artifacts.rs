@@ -137,7 +137,7 @@ async fn remove(
         ));
     }
     state.store.delete_artifact(&id)?;
-    state.blobs.delete(&id)?;
+    tokio::task::block_in_place(|| state.blobs.delete(&id))?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -275,9 +275,9 @@ pub async fn upload(
         *resp.body_mut() = axum::body::Body::from(body.to_string());
         return Ok(resp);
     }
-    state.blobs.commit(validated.file, &id)?;
+    tokio::task::block_in_place(|| state.blobs.commit(validated.file, &id))?;
     if let Err(e) = state.store.insert_artifact(&artifact) {
-        let _ = state.blobs.delete(&id);
+        let _ = tokio::task::block_in_place(|| state.blobs.delete(&id));
         return Err(e.into());
     }
     Ok((

@@ -43,10 +43,17 @@ pub const DEVICE_STATUSES: &[&str] = &[
     "pause_before_committing",
 ];
 
-/// The signed absolute download link of `artifact`, with its expiry (unix seconds).
+/// The signed absolute download link of `artifact`, with its expiry (unix seconds): the
+/// object store's pre-signed URL, or this server's own signed link.
 pub fn download_link(state: &AppState, artifact_id: &str) -> (String, i64) {
     let path = format!("/api/devices/v1/deployments/download/{artifact_id}");
     let expire = clock::unix_now() + state.config.link_lifetime;
+    if let Some(url) = state
+        .blobs
+        .presigned(artifact_id, state.config.link_lifetime)
+    {
+        return (url, expire);
+    }
     let query = state.links.query(&path, expire);
     (format!("{}{path}?{query}", state.base_url), expire)
 }

@@ -76,7 +76,12 @@ pub async fn download(
             clock::unix_now(),
         )
         .map_err(|e| ApiError::forbidden(e.to_string()))?;
-    let mut file = match tokio::fs::File::open(state.blobs.path(&id)).await {
+    let Some(path) = state.blobs.local_path(&id) else {
+        return Err(ApiError::not_found(
+            "artifacts are served by the object store",
+        ));
+    };
+    let mut file = match tokio::fs::File::open(path).await {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(ApiError::not_found("no such artifact"))
