@@ -8,4 +8,5 @@ pub mod crypto;
 pub mod delta;
 pub mod fsimage;
 pub mod install;
+pub mod server;
 pub mod source;

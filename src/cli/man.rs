@@ -12,6 +12,7 @@ pub fn pages() -> Vec<(String, Vec<u8>)> {
         &mut out,
     );
     render(&super::update::Cli::command(), "mender-update", &mut out);
+    render(&super::server::Cli::command(), "mender-server", &mut out);
     out
 }
 

@@ -5,4 +5,5 @@ pub mod artifact;
 pub mod exit;
 pub mod man;
 pub mod progress;
+pub mod server;
 pub mod update;

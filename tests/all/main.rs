@@ -15,6 +15,7 @@ mod powerloss;
 mod rootfs;
 mod rootfs_delta;
 mod roundtrip;
+mod server;
 mod signing;
 mod store_interop;
 mod update;

@@ -1,0 +1,442 @@
+//! Deployments and device deployments: creation, the per-device `next` pick, status reports,
+//! logs, abort and statistics. Every deployment gets one device-deployment row per target
+//! device at creation (`pending`, unassigned); `next` assigns it.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{params, OptionalExtension, Transaction};
+use serde_json::{Map, Value};
+
+use super::super::clock;
+use super::{ArtifactRecord, Result, Store};
+
+/// Every status a device deployment can have (the keys of the statistics).
+pub const STATUSES: &[&str] = &[
+    "success",
+    "pending",
+    "downloading",
+    "rebooting",
+    "installing",
+    "failure",
+    "noartifact",
+    "already-installed",
+    "aborted",
+    "decommissioned",
+    "pause_before_installing",
+    "pause_before_rebooting",
+    "pause_before_committing",
+];
+
+/// Statuses that end a device deployment.
+pub const FINAL_STATUSES: &[&str] = &[
+    "success",
+    "failure",
+    "noartifact",
+    "already-installed",
+    "aborted",
+    "decommissioned",
+];
+
+/// A deployment with its statistics.
+#[derive(Debug, Clone)]
+pub struct DeploymentRecord {
+    /// Deployment id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Artifact name.
+    pub artifact_name: String,
+    /// Creation, unix seconds.
+    pub created: i64,
+    /// Finish, unix seconds.
+    pub finished: Option<i64>,
+    /// Target device count.
+    pub max_devices: i64,
+    /// Devices that asked for it so far.
+    pub device_count: i64,
+    /// Candidate artifact ids.
+    pub artifacts: Vec<String>,
+    /// Groups it was created for.
+    pub groups: Vec<String>,
+    /// Bytes handed out.
+    pub total_size: i64,
+    /// Count per device-deployment status (every status present).
+    pub stats: BTreeMap<String, i64>,
+}
+
+impl DeploymentRecord {
+    /// `pending`, `inprogress` or `finished`, computed from the statistics as upstream does.
+    pub fn status(&self) -> &'static str {
+        let done: i64 = FINAL_STATUSES.iter().map(|s| self.stats[*s]).sum();
+        if self.finished.is_some() || done >= self.max_devices {
+            "finished"
+        } else if self.stats.iter().any(|(k, v)| k != "pending" && *v > 0) {
+            "inprogress"
+        } else {
+            "pending"
+        }
+    }
+}
+
+/// One device's part in a deployment.
+#[derive(Debug, Clone)]
+pub struct DeviceDeployment {
+    /// Device id.
+    pub device_id: String,
+    /// Status.
+    pub status: String,
+    /// Free-text substate.
+    pub substate: Option<String>,
+    /// When the device was assigned, unix seconds.
+    pub created: Option<i64>,
+    /// First report.
+    pub started: Option<i64>,
+    /// Final report.
+    pub finished: Option<i64>,
+    /// Assigned artifact.
+    pub artifact_id: Option<String>,
+    /// Reported device type.
+    pub device_type: Option<String>,
+    /// True when a log was uploaded.
+    pub has_log: bool,
+}
+
+/// What `next` found for a device.
+#[derive(Debug)]
+pub enum NextOutcome {
+    /// Nothing to install.
+    Nothing,
+    /// The device reported different provides for its current deployment (now failed).
+    Conflict,
+    /// Install `artifact` for deployment `deployment_id`.
+    Update {
+        /// Deployment id.
+        deployment_id: String,
+        /// The artifact to install.
+        artifact: ArtifactRecord,
+    },
+}
+
+/// What a status report did.
+#[derive(Debug, PartialEq)]
+pub enum StatusOutcome {
+    /// Recorded (or a repeat).
+    Done,
+    /// The device has no such deployment.
+    NotFound,
+    /// Aborted, decommissioned or otherwise finished: the device must give up.
+    Conflict,
+}
+
+/// Why a deployment could not be created.
+#[derive(Debug, PartialEq)]
+pub enum CreateError {
+    /// No artifact has that name.
+    NoArtifact,
+    /// An active deployment was made from the same request.
+    Duplicate,
+}
+
+const DCOLS: &str = "id, name, artifact_name, created, finished, max_devices, device_count, \
+                     artifacts, groups, total_size";
+
+fn is_final(s: &str) -> bool {
+    FINAL_STATUSES.contains(&s)
+}
+
+/// Ends every unfinished device deployment of `device_id` with `status`.
+pub(super) fn finish_device(tx: &Transaction, device_id: &str, status: &str) -> Result<()> {
+    let now = clock::unix_now();
+    let ids: Vec<String> = {
+        let mut st = tx.prepare(
+            "SELECT deployment_id FROM device_deployments WHERE device_id=?1 AND finished IS NULL",
+        )?;
+        let rows = st.query_map([device_id], |r| r.get(0))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    tx.execute(
+        "UPDATE device_deployments SET status=?2, finished=?3 WHERE device_id=?1 AND finished IS NULL",
+        params![device_id, status, now],
+    )?;
+    for id in ids {
+        close_if_done(tx, &id, now)?;
+    }
+    Ok(())
+}
+
+/// Marks deployment `id` finished once every device deployment has ended.
+fn close_if_done(tx: &Transaction, id: &str, now: i64) -> Result<()> {
+    tx.execute(
+        "UPDATE deployments SET finished=?2 WHERE id=?1 AND finished IS NULL AND NOT EXISTS
+         (SELECT 1 FROM device_deployments WHERE deployment_id=?1 AND finished IS NULL)",
+        params![id, now],
+    )?;
+    Ok(())
+}
+
+impl Store {
+    /// Creates a deployment of `artifact_name` to `devices`; returns its id.
+    #[allow(clippy::too_many_arguments)]
+    pub fn create_deployment(
+        &self,
+        name: &str,
+        artifact_name: &str,
+        devices: &[String],
+        groups: &[String],
+        force: bool,
+        constructor: &str,
+    ) -> Result<std::result::Result<String, CreateError>> {
+        let candidates: Vec<String> = self
+            .artifacts_named(artifact_name)?
+            .into_iter()
+            .map(|a| a.id)
+            .collect();
+        if candidates.is_empty() {
+            return Ok(Err(CreateError::NoArtifact));
+        }
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        let dup = tx
+            .prepare("SELECT 1 FROM deployments WHERE constructor=?1 AND finished IS NULL")?
+            .exists([constructor])?;
+        if dup {
+            return Ok(Err(CreateError::Duplicate));
+        }
+        let id = super::super::ids::uuid_v4();
+        let seq = clock::unix_nanos();
+        tx.execute(
+            "INSERT INTO deployments(id, name, artifact_name, created, seq, max_devices,
+             force_installation, groups, artifacts, constructor)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                id,
+                name,
+                artifact_name,
+                clock::unix_now(),
+                seq,
+                devices.len() as i64,
+                force,
+                serde_json::to_string(groups)?,
+                serde_json::to_string(&candidates)?,
+                constructor
+            ],
+        )?;
+        {
+            let mut st = tx.prepare(
+                "INSERT OR IGNORE INTO device_deployments(deployment_id, device_id, seq, status)
+                 VALUES (?1, ?2, ?3, 'pending')",
+            )?;
+            for d in devices {
+                st.execute(params![id, d, seq])?;
+            }
+        }
+        tx.commit()?;
+        Ok(Ok(id))
+    }
+
+    /// Deployments filtered by computed status and a name/artifact-name substring, newest
+    /// first unless `ascending`; with the total count.
+    pub fn list_deployments(
+        &self,
+        status: Option<&str>,
+        search: Option<&str>,
+        ascending: bool,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<DeploymentRecord>, i64)> {
+        let all: Vec<String> = {
+            let db = self.db();
+            let order = if ascending { "ASC" } else { "DESC" };
+            let mut st = db.prepare(&format!(
+                "SELECT id FROM deployments WHERE (?1 IS NULL OR instr(name, ?1) > 0
+                 OR instr(artifact_name, ?1) > 0) ORDER BY seq {order}"
+            ))?;
+            let rows = st.query_map([search], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let mut matched = Vec::new();
+        for id in all {
+            if let Some(d) = self.deployment(&id)? {
+                if status.is_none_or(|s| s == d.status()) {
+                    matched.push(d);
+                }
+            }
+        }
+        let total = matched.len() as i64;
+        let page = matched
+            .into_iter()
+            .skip(offset as usize)
+            .take(limit as usize)
+            .collect();
+        Ok((page, total))
+    }
+
+    /// One deployment with its statistics.
+    pub fn deployment(&self, id: &str) -> Result<Option<DeploymentRecord>> {
+        let db = self.db();
+        let found = db
+            .prepare_cached(&format!("SELECT {DCOLS} FROM deployments WHERE id=?1"))?
+            .query_row([id], |r| {
+                let arts: String = r.get(7)?;
+                let groups: String = r.get(8)?;
+                Ok(DeploymentRecord {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    artifact_name: r.get(2)?,
+                    created: r.get(3)?,
+                    finished: r.get(4)?,
+                    max_devices: r.get(5)?,
+                    device_count: r.get(6)?,
+                    artifacts: serde_json::from_str(&arts).unwrap_or_default(),
+                    groups: serde_json::from_str(&groups).unwrap_or_default(),
+                    total_size: r.get(9)?,
+                    stats: BTreeMap::new(),
+                })
+            })
+            .optional()?;
+        let Some(mut d) = found else {
+            return Ok(None);
+        };
+        d.stats = STATUSES.iter().map(|s| (s.to_string(), 0)).collect();
+        let mut st = db.prepare_cached(
+            "SELECT status, COUNT(*) FROM device_deployments WHERE deployment_id=?1 GROUP BY status",
+        )?;
+        let rows = st.query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        for row in rows {
+            let (s, n) = row?;
+            d.stats.insert(s, n);
+        }
+        Ok(Some(d))
+    }
+
+    /// Aborts deployment `id`. `Ok(None)`: no such deployment; `Ok(Some(false))`: already
+    /// finished.
+    pub fn abort_deployment(&self, id: &str) -> Result<Option<bool>> {
+        let Some(d) = self.deployment(id)? else {
+            return Ok(None);
+        };
+        if d.status() == "finished" {
+            return Ok(Some(false));
+        }
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        let now = clock::unix_now();
+        tx.execute(
+            "UPDATE device_deployments SET status='aborted', finished=?2
+             WHERE deployment_id=?1 AND finished IS NULL",
+            params![id, now],
+        )?;
+        tx.execute(
+            "UPDATE deployments SET finished=?2 WHERE id=?1",
+            params![id, now],
+        )?;
+        tx.commit()?;
+        Ok(Some(true))
+    }
+
+    /// The device deployments of deployment `id`.
+    pub fn deployment_devices(&self, id: &str) -> Result<Vec<DeviceDeployment>> {
+        let db = self.db();
+        let mut st = db.prepare(
+            "SELECT device_id, status, substate, created, started, finished, artifact_id,
+             device_type, log IS NOT NULL FROM device_deployments WHERE deployment_id=?1
+             ORDER BY device_id",
+        )?;
+        let rows = st.query_map([id], |r| {
+            Ok(DeviceDeployment {
+                device_id: r.get(0)?,
+                status: r.get(1)?,
+                substate: r.get(2)?,
+                created: r.get(3)?,
+                started: r.get(4)?,
+                finished: r.get(5)?,
+                artifact_id: r.get(6)?,
+                device_type: r.get(7)?,
+                has_log: r.get(8)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Records a status report from `device_id` for `deployment_id`.
+    pub fn device_status(
+        &self,
+        device_id: &str,
+        deployment_id: &str,
+        status: &str,
+        substate: Option<&str>,
+    ) -> Result<StatusOutcome> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        let cur: Option<(String, Option<i64>)> = tx
+            .prepare_cached(
+                "SELECT status, finished FROM device_deployments
+                 WHERE deployment_id=?1 AND device_id=?2 AND assigned=1",
+            )?
+            .query_row(params![deployment_id, device_id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        let Some((cur, finished)) = cur else {
+            return Ok(StatusOutcome::NotFound);
+        };
+        if cur == "aborted" || cur == "decommissioned" {
+            return Ok(StatusOutcome::Conflict);
+        }
+        if cur == status {
+            return Ok(StatusOutcome::Done);
+        }
+        if finished.is_some() {
+            return Ok(StatusOutcome::Conflict);
+        }
+        let now = clock::unix_now();
+        let fin = is_final(status).then_some(now);
+        tx.execute(
+            "UPDATE device_deployments SET status=?3, substate=COALESCE(?4, substate),
+             started=COALESCE(started, ?5), finished=?6 WHERE deployment_id=?1 AND device_id=?2",
+            params![deployment_id, device_id, status, substate, now, fin],
+        )?;
+        if fin.is_some() {
+            close_if_done(&tx, deployment_id, now)?;
+        }
+        tx.commit()?;
+        Ok(StatusOutcome::Done)
+    }
+
+    /// Stores the deployment log of `device_id`; false if it has no such deployment.
+    pub fn put_log(&self, device_id: &str, deployment_id: &str, text: &str) -> Result<bool> {
+        Ok(self.db().execute(
+            "UPDATE device_deployments SET log=?3 WHERE deployment_id=?1 AND device_id=?2
+             AND assigned=1",
+            params![deployment_id, device_id, text],
+        )? > 0)
+    }
+
+    /// The stored deployment log of a device.
+    pub fn device_log(&self, deployment_id: &str, device_id: &str) -> Result<Option<String>> {
+        Ok(self
+            .db()
+            .query_row(
+                "SELECT log FROM device_deployments WHERE deployment_id=?1 AND device_id=?2",
+                params![deployment_id, device_id],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()?
+            .flatten())
+    }
+
+    /// Picks what `device_id` should install (see `picking`), given its reported provides.
+    pub fn next_for_device(
+        &self,
+        device_id: &str,
+        artifact_name: &str,
+        device_type: &str,
+        provides: &Map<String, Value>,
+    ) -> Result<NextOutcome> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        let out = super::picking::pick(&tx, device_id, artifact_name, device_type, provides)?;
+        tx.commit()?;
+        Ok(out)
+    }
+}
