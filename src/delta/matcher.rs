@@ -356,14 +356,20 @@ mod tests {
     }
 
     #[test]
-    fn gap_split_prefers_equal_bytes() {
-        // old and new agree on the diagonal except for two bytes.
-        let old = b"0123456789abcdefghij".to_vec();
+    fn gap_split_diffs_sparse_changes_and_keeps_dense_ones_literal() {
+        let old: Vec<u8> = (0..64u8).collect();
+        // One changed byte in a 20-byte gap on the diagonal: all of it is a difference range.
         let mut new = old.clone();
-        new[5] = b'X';
-        new[6] = b'Y';
-        let (lf, lit, lb) = split_gap(&old, &new, 4, 10, Some(0), Some(0));
-        assert_eq!(lf + lit + lb, 6);
-        assert_eq!(lit, 0);
+        new[30] = 0xff;
+        let (lf, lit, lb) = split_gap(&old, &new, 20, 40, Some(0), Some(0));
+        assert_eq!((lf + lb, lit), (20, 0));
+        // Every other byte changed: literal.
+        let mut new = old.clone();
+        for b in new[20..40].iter_mut().step_by(2) {
+            *b = 0xee;
+        }
+        let (lf, lit, lb) = split_gap(&old, &new, 20, 40, Some(0), Some(0));
+        assert_eq!(lf + lit + lb, 20);
+        assert!(lit >= 18, "{lf} {lit} {lb}");
     }
 }
