@@ -194,6 +194,7 @@ fn run<S: Read + Seek, P: Read, W: Write>(
         diff: vec![0u8; CHUNK],
     };
     let mut next_src = 0u64;
+    let mut written_at_src_end = 0u64;
     loop {
         let t = get_u8(&mut ops)?;
         match t {
@@ -201,7 +202,8 @@ fn run<S: Read + Seek, P: Read, W: Write>(
                 let rel = get_svarint(&mut ops)?;
                 let len = get_uvarint(&mut ops)?;
                 a.claim(len)?;
-                let src = next_src.wrapping_add(rel as u64);
+                let predicted = next_src.wrapping_add(a.written - written_at_src_end);
+                let src = predicted.wrapping_add(rel as u64);
                 if src.checked_add(len).is_none_or(|e| e > header.source_size) {
                     return Err(DeltaError::CorruptPatch(format!(
                         "an op reads source bytes {src}+{len}, past the source size {}",
@@ -210,6 +212,7 @@ fn run<S: Read + Seek, P: Read, W: Write>(
                 }
                 a.source_op(&mut ops, src, len, t == tag::ADD)?;
                 next_src = src + len;
+                written_at_src_end = a.written;
             }
             tag::DATA => {
                 let len = get_uvarint(&mut ops)?;

@@ -422,3 +422,75 @@ fn delta_artifact_end_to_end_with_upstream() {
     );
     assert!(!d.join("x.mender").exists());
 }
+
+#[test]
+fn delta_artifact_takes_scripts_name_and_device_types() {
+    let t = tmp();
+    let d = t.path();
+    let a: Vec<u8> = noise(21, 300_000);
+    let mut b = a.clone();
+    b[1000..1100].fill(1);
+    std::fs::write(d.join("a.img"), &a).unwrap();
+    std::fs::write(d.join("b.img"), &b).unwrap();
+    let scripts = fixtures().join("inputs/scripts").display().to_string();
+    ma(
+        d,
+        &[
+            "write",
+            "rootfs-image",
+            "-n",
+            "r1",
+            "-t",
+            "dev",
+            "-f",
+            "a.img",
+            "-o",
+            "a.mender",
+        ],
+    )
+    .ok();
+    ma(
+        d,
+        &[
+            "write",
+            "rootfs-image",
+            "-n",
+            "r2",
+            "-t",
+            "dev",
+            "-f",
+            "b.img",
+            "-o",
+            "b.mender",
+            "-s",
+            &scripts,
+            "-g",
+            "fleet",
+        ],
+    )
+    .ok();
+    ma(
+        d,
+        &[
+            "delta", "a.mender", "b.mender", "-o", "d.mender", "-n", "r2-delta", "-t", "dev", "-t",
+            "dev2",
+        ],
+    )
+    .ok();
+    let r = upstream_ma(d, &["read", "--no-progress", "d.mender"]).ok();
+    for want in [
+        "Name: r2-delta",
+        "[dev dev2]",
+        "Provides group: fleet",
+        "ArtifactInstall_Enter_01_hello",
+        "ArtifactCommit_Leave_50",
+        "rootfs-image.version: r2",
+    ] {
+        assert!(r.stdout.contains(want), "{want} not in {}", r.stdout);
+    }
+    // The same image twice is refused.
+    let r = ma(d, &["delta", "a.mender", "a.mender", "-o", "e.mender"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("same image"), "{}", r.stderr);
+    assert!(!d.join("e.mender").exists());
+}

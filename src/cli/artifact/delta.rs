@@ -28,7 +28,7 @@ const VERSION_KEY: &str = "rootfs-image.version";
 /// Codec of the patch's op stream.
 #[derive(Debug, Clone, Copy, ValueEnum, Default)]
 pub enum CodecArg {
-    /// xz with the best branch filter for the image
+    /// xz with the branch filter for the image's executables
     #[default]
     Auto,
     /// Zstandard
