@@ -296,13 +296,9 @@ impl<'a> RootfsHandler<'a> {
         )?;
         write::check_capacity(&target.path, target.capacity, header.target_size)?;
         let mut writer = write::PartitionWriter::new(&target, self.config.read_compare_write);
-        apply_after_header(
-            &header,
-            std::io::BufReader::new(source),
-            &mut *data,
-            &mut writer,
-        )
-        .map_err(delta_err)?;
+        // The source unbuffered: the applier seeks for every copy, and a buffer would be
+        // thrown away each time.
+        apply_after_header(&header, source, &mut *data, &mut writer).map_err(delta_err)?;
         // Reading to the end lets the artifact reader check the payload's checksum.
         let mut rest = [0u8; 1];
         loop {
