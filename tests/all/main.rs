@@ -6,6 +6,7 @@ mod bad_input;
 mod common;
 mod dump;
 mod edit;
+mod fuzz_regressions;
 mod http;
 mod interop;
 mod man;
