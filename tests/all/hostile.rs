@@ -15,8 +15,9 @@ use crate::common::*;
 use crate::craft::*;
 use crate::update::Device;
 
-/// A device with the recording module `rec`; everything it notices, and what the scripts of
-/// `module()` artifacts notice, lands in `rec/`.
+/// A device with the recording module `rec` and the artifact `base` installed through it;
+/// everything the module notices, and what the scripts of `module()` artifacts notice, lands
+/// in `rec/`.
 fn device() -> Device {
     let dev = Device::new();
     let rec = dev.path("rec");
@@ -43,6 +44,12 @@ exit 0
 "#
         ),
     );
+    // Something installed and committed, so there are provides that must not change.
+    let base = dev.path("base.mender");
+    save(&base, &module("base").build());
+    install(&dev, &base).ok();
+    dev.run(&["commit"]).ok();
+    take_seen(&dev);
     dev
 }
 
@@ -122,11 +129,7 @@ fn refused(dev: &Device, case: &str, bytes: &[u8], needle: &str) -> Seen {
     );
     assert!(!seen.installed, "{case}: the module installed it");
     assert!(!seen.script_ran, "{case}: a state script ran");
-    assert_eq!(
-        dev.run(&["show-artifact"]).ok().stdout,
-        "unknown\n",
-        "{case}"
-    );
+    assert_eq!(dev.run(&["show-artifact"]).ok().stdout, "base\n", "{case}");
     assert_eq!(dev.run(&["show-provides"]).ok().stdout, provides, "{case}");
     assert_eq!(dev.run(&["commit"]).code, 2, "{case}: journal left behind");
     seen
@@ -489,7 +492,7 @@ fn a_hanging_state_script_is_killed_after_its_timeout() {
         !take_seen(&dev).installed,
         "the module installed after a failed Enter script"
     );
-    assert_eq!(dev.run(&["show-artifact"]).ok().stdout, "unknown\n");
+    assert_eq!(dev.run(&["show-artifact"]).ok().stdout, "base\n");
 }
 
 #[test]
@@ -514,5 +517,5 @@ fn a_module_hanging_in_download_is_killed_after_its_timeout() {
         start.elapsed() < Duration::from_secs(60),
         "the module was not killed in time"
     );
-    assert_eq!(dev.run(&["show-artifact"]).ok().stdout, "unknown\n");
+    assert_eq!(dev.run(&["show-artifact"]).ok().stdout, "base\n");
 }
