@@ -133,25 +133,32 @@ impl HeaderInfo {
             s.push_str(",\"artifact_group\":");
             push_string(&mut s, g);
         }
-        s.push_str("},\"artifact_depends\":{");
-        let mut first = true;
-        for (key, list) in [
+        s.push('}');
+        let depends = [
             ("artifact_name", &self.depends_artifact_name),
             ("device_type", &self.depends_device_type),
             ("artifact_group", &self.depends_artifact_group),
-        ] {
-            if list.is_empty() {
-                continue;
+        ];
+        // No depends at all (parse_v3 accepts that) is written as no `artifact_depends`: an
+        // empty object would be refused when read back.
+        if depends.iter().any(|(_, list)| !list.is_empty()) {
+            s.push_str(",\"artifact_depends\":{");
+            let mut first = true;
+            for (key, list) in depends {
+                if list.is_empty() {
+                    continue;
+                }
+                if !first {
+                    s.push(',');
+                }
+                first = false;
+                push_string(&mut s, key);
+                s.push(':');
+                push_str_list(&mut s, list);
             }
-            if !first {
-                s.push(',');
-            }
-            first = false;
-            push_string(&mut s, key);
-            s.push(':');
-            push_str_list(&mut s, list);
+            s.push('}');
         }
-        s.push_str("}}");
+        s.push('}');
         s
     }
 
@@ -331,6 +338,15 @@ mod tests {
             HeaderInfo::parse_v3(boot.as_bytes()).unwrap().to_json_v3(),
             boot
         );
+    }
+
+    /// Found by the `header_json` fuzz target: without depends, the printed header-info had
+    /// an empty `artifact_depends` that parse_v3 refuses.
+    #[test]
+    fn header_info_without_depends_round_trips() {
+        let text = r#"{"payloads":[{"type":"m"}],"artifact_provides":{"artifact_name":"a"}}"#;
+        let hi = HeaderInfo::parse_v3(text.as_bytes()).unwrap();
+        assert_eq!(hi.to_json_v3(), text);
     }
 
     #[test]

@@ -4,7 +4,9 @@
 use der::asn1::{OctetStringRef, UintRef};
 use der::Decode;
 use ring::rand::SystemRandom;
-use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+use ring::signature::{
+    EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING, RSA_PKCS1_SHA256,
+};
 
 use super::oids;
 use super::pem_input::PrivateDer;
@@ -57,6 +59,20 @@ fn rsa_from_pkcs1(der: &[u8]) -> Result<(KeyPair, KeyAlgorithm), KeyError> {
     let pair = RsaKeyPair::from_der(der).map_err(|e| KeyError::Rejected {
         algorithm,
         reason: reason(e),
+    })?;
+    // ring does not check the private exponents against the modulus when loading; a key
+    // whose numbers do not fit together only fails when it signs. Sign once now, so such a
+    // key is refused where it is read rather than when an artifact is signed.
+    let mut probe = vec![0u8; pair.public().modulus_len()];
+    pair.sign(
+        &RSA_PKCS1_SHA256,
+        &SystemRandom::new(),
+        b"probe",
+        &mut probe,
+    )
+    .map_err(|_| KeyError::Rejected {
+        algorithm,
+        reason: "the key's components do not belong together".to_string(),
     })?;
     Ok((KeyPair::Rsa(pair), algorithm))
 }
@@ -239,6 +255,20 @@ mod tests {
         assert!(
             e.to_string()
                 .starts_with("malformed PKCS#1 RSA private key"),
+            "{e}"
+        );
+    }
+
+    /// Found by the `pem_keys` fuzz target: an RSA key with one digit of a private component
+    /// changed loaded, then failed to sign.
+    #[test]
+    fn rsa_key_with_inconsistent_components_is_refused_when_loaded() {
+        let pem = include_bytes!(
+            "../../tests/fixtures/fuzz-regressions/pem_keys/crash-8c2d78c6cd73acee7c6f8ff7d3e3f1976421ff3e"
+        );
+        let e = load_pem(pem, None).unwrap_err();
+        assert!(
+            e.to_string().contains("components do not belong together"),
             "{e}"
         );
     }

@@ -4,27 +4,9 @@
 use std::path::Path;
 
 use mender::artifact::hashing::sha256;
-use mender::artifact::tarw::{write_end, write_entry, EntryMeta};
 
 use crate::common::*;
-
-/// Builds a tar from (name, content, typeflag) with no checks on names.
-fn raw_tar(entries: &[(&str, &[u8], u8)]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (name, data, kind) in entries {
-        let start = out.len();
-        write_entry(&mut out, &EntryMeta::stream(name, data.len() as u64), data).unwrap();
-        if *kind != b'0' {
-            let h = &mut out[start..start + 512];
-            h[156] = *kind;
-            h[148..156].copy_from_slice(b"        ");
-            let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
-            h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
-        }
-    }
-    write_end(&mut out).unwrap();
-    out
-}
+use crate::craft::{build, raw_tar};
 
 const VERSION: &[u8] = br#"{"format":"mender","version":3}"#;
 const HEADER_INFO: &str = r#"{"payloads":[{"type":"m"}],"artifact_provides":{"artifact_name":"a"},"artifact_depends":{"device_type":["d"]}}"#;
@@ -95,14 +77,6 @@ impl Parts {
     fn build(&self) -> Vec<u8> {
         build(&self.members())
     }
-}
-
-fn build(members: &[(String, Vec<u8>)]) -> Vec<u8> {
-    let e: Vec<(&str, &[u8], u8)> = members
-        .iter()
-        .map(|(n, d)| (n.as_str(), d.as_slice(), b'0'))
-        .collect();
-    raw_tar(&e)
 }
 
 fn good() -> Vec<u8> {

@@ -4,9 +4,12 @@
 mod abdevice;
 mod bad_input;
 mod common;
+mod craft;
 mod delta;
 mod dump;
 mod edit;
+mod fuzz_regressions;
+mod hostile;
 mod http;
 mod interop;
 mod man;

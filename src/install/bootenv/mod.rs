@@ -240,8 +240,9 @@ pub(crate) fn verify_applied(
 }
 
 /// Parses `key=value` lines as the print tools write them; lines without `=` (continuations of
-/// multi-line values) are skipped, since no variable Mender uses has one.
-pub(crate) fn parse_listing(text: &str) -> BTreeMap<String, String> {
+/// multi-line values) are skipped, since no variable Mender uses has one. Public so that it
+/// can be fuzzed on its own.
+pub fn parse_listing(text: &str) -> BTreeMap<String, String> {
     text.lines()
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.to_owned(), v.to_owned()))

@@ -244,32 +244,21 @@ impl ModuleRunner {
 
     fn query(&self, state: &str, answers: &[&str]) -> Result<usize, ModuleError> {
         let output = self.run(state)?;
-        let mut lines = output
-            .stdout
-            .lines()
-            .map(str::trim_end)
-            .filter(|l| !l.is_empty());
-        let answer = lines.next();
         let module = self.payload_type.clone();
-        if lines.next().is_some() {
-            let output = Box::new(output);
-            let state = state.to_string();
-            return Err(ModuleError::TooManyLines {
-                module,
-                state,
-                output,
-            });
-        }
-        let answer = answer.unwrap_or(answers[0]);
-        answers
-            .iter()
-            .position(|a| *a == answer)
-            .ok_or_else(|| ModuleError::UnknownAnswer {
+        match parse_answer(&output.stdout, answers) {
+            Ok(i) => Ok(i),
+            Err(AnswerError::TooManyLines) => Err(ModuleError::TooManyLines {
                 module,
                 state: state.to_string(),
-                answer: answer.to_string(),
-                output: Box::new(output.clone()),
-            })
+                output: Box::new(output),
+            }),
+            Err(AnswerError::Unknown(answer)) => Err(ModuleError::UnknownAnswer {
+                module,
+                state: state.to_string(),
+                answer,
+                output: Box::new(output),
+            }),
+        }
     }
 
     /// `NeedsArtifactReboot`: whether the user has to reboot between install and commit.
@@ -294,6 +283,31 @@ impl ModuleRunner {
     pub fn provide_payload_file_sizes(&self) -> Result<bool, ModuleError> {
         Ok(self.query("ProvidePayloadFileSizes", &["No", "Yes"])? == 1)
     }
+}
+
+/// Why a module's answer to a query state was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnswerError {
+    /// More than one non-empty line.
+    TooManyLines,
+    /// A line that is none of the accepted answers.
+    Unknown(String),
+}
+
+/// Picks a module's answer to a query state out of its standard output: at most one
+/// non-empty line (trailing blanks ignored), which must be one of `answers`; no output means
+/// the first, the protocol's default. Public so that it can be fuzzed on its own.
+pub fn parse_answer(stdout: &str, answers: &[&str]) -> Result<usize, AnswerError> {
+    let mut lines = stdout.lines().map(str::trim_end).filter(|l| !l.is_empty());
+    let answer = lines.next();
+    if lines.next().is_some() {
+        return Err(AnswerError::TooManyLines);
+    }
+    let answer = answer.or(answers.first().copied()).unwrap_or_default();
+    answers
+        .iter()
+        .position(|a| *a == answer)
+        .ok_or_else(|| AnswerError::Unknown(answer.to_string()))
 }
 
 fn absolute(p: &Path) -> Result<PathBuf, ModuleError> {
