@@ -12,6 +12,7 @@ use mender::artifact::{
     Validate, VerifyMode, Visitor,
 };
 use mender::crypto::{SigningKey, VerifyingKey};
+use mender::delta::{apply, Codec, PatchHeader};
 use mender::install::bootenv::grubenv::EnvBlock;
 use mender::install::bootenv::parse_listing;
 use mender::install::config::Config;
@@ -32,6 +33,7 @@ pub const TARGETS: &[(&str, Entry)] = &[
     ("uboot_listing", uboot_listing),
     ("config", config),
     ("pem_keys", pem_keys),
+    ("delta_apply", delta_apply),
 ];
 
 /// A whole `.mender` file, read twice: with the `Validate` visitor, and through short reads
@@ -202,5 +204,56 @@ impl Read for ShortReads<'_> {
         self.n = self.n.wrapping_add(1);
         let want = buf.len().min(1 + (self.n * 193) % 1021);
         self.inner.read(&mut buf[..want])
+    }
+}
+
+/// Output the delta target accepts before it stops a patch (a header may announce any size).
+const DELTA_OUTPUT_CAP: u64 = 4 << 20;
+
+/// Counts what the applier writes and refuses more than [`DELTA_OUTPUT_CAP`].
+struct CappedSink(u64);
+
+impl io::Write for CappedSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0 += buf.len() as u64;
+        if self.0 > DELTA_OUTPUT_CAP {
+            return Err(io::Error::other("output cap"));
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A delta patch applied to a fixed 64 KiB source. With an odd first byte the rest is the
+/// patch as it is; with an even one the rest is an op stream, which gets a valid header (target
+/// size from the first byte) and a zstd frame, so the fuzzer reaches the op interpreter past
+/// the header CRC and the decompressor. Whatever the patch says, the applier must fail
+/// cleanly or write exactly the size it announced.
+pub fn delta_apply(data: &[u8]) {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let source: Vec<u8> = (0..65536u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let patch = if mode & 1 == 1 {
+        rest.to_vec()
+    } else {
+        let header = PatchHeader {
+            codec: Codec::Zstd,
+            source_size: source.len() as u64,
+            target_size: u64::from(mode) << 10,
+            target_sha256: [0; 32],
+        };
+        let mut p = header.encode().to_vec();
+        p.extend(zstd::encode_all(rest, 1).expect("compressing in memory"));
+        p
+    };
+    let mut sink = CappedSink(0);
+    if let Ok(applied) = apply(io::Cursor::new(&source), &patch[..], &mut sink) {
+        assert_eq!(applied.target_size, sink.0);
     }
 }
