@@ -49,3 +49,27 @@ impl CliError {
 
 /// Result of a command.
 pub type CliResult = Result<(), CliError>;
+
+/// Parses a command line with clap: `Ok(Some(cli))` to run, `Ok(None)` when clap printed help
+/// or a version (exit 0), or an error with `usage_code` after clap printed why.
+pub fn parse_or_print<C: clap::Parser, I, T>(
+    args: I,
+    usage_code: i32,
+) -> Result<Option<C>, CliError>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    match C::try_parse_from(args) {
+        Ok(c) => Ok(Some(c)),
+        Err(e) => {
+            let code = e.exit_code();
+            let _ = e.print();
+            if code == 0 {
+                Ok(None)
+            } else {
+                Err(CliError::new(usage_code, String::new()))
+            }
+        }
+    }
+}

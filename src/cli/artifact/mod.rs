@@ -73,17 +73,9 @@ where
     T: Into<OsString> + Clone,
 {
     let argv: Vec<OsString> = args.into_iter().map(Into::into).collect();
-    let cli = match Cli::try_parse_from(&argv) {
-        Ok(c) => c,
-        Err(e) => {
-            let code = e.exit_code();
-            let _ = e.print();
-            return if code == 0 {
-                Ok(())
-            } else {
-                Err(CliError::new(code, String::new()))
-            };
-        }
+    // clap's usage errors exit 2, as they always have here.
+    let Some(cli) = super::exit::parse_or_print::<Cli, _, _>(&argv, 2)? else {
+        return Ok(());
     };
     if cli.version {
         println!("mender-artifact version {}", env!("CARGO_PKG_VERSION"));

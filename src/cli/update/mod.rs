@@ -275,17 +275,8 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = match Cli::try_parse_from(args) {
-        Ok(c) => c,
-        Err(e) => {
-            let code = e.exit_code();
-            let _ = e.print();
-            return if code == 0 {
-                Ok(())
-            } else {
-                Err(CliError::new(1, String::new()))
-            };
-        }
+    let Some(cli) = super::exit::parse_or_print::<Cli, _, _>(args, 1)? else {
+        return Ok(());
     };
     if cli.version {
         println!("mender-update {}", env!("CARGO_PKG_VERSION"));
