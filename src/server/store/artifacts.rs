@@ -1,10 +1,10 @@
 //! Artifact metadata: what was read from each uploaded .mender file, kept as the JSON the
 //! management API shows, plus the columns deployments pick by (name, device types, size).
 
-use rusqlite::{params, OptionalExtension, Row};
 use serde_json::{json, Map, Value};
 
 use super::super::clock;
+use super::db::{args, Db, Row};
 use super::{Result, Store};
 
 /// An artifact to record.
@@ -72,7 +72,7 @@ impl ArtifactRecord {
 
 pub(super) const COLS: &str = "id, name, description, device_types, size, modified, meta";
 
-pub(super) fn row(r: &Row) -> rusqlite::Result<ArtifactRecord> {
+pub(super) fn row(r: &Row) -> Result<ArtifactRecord> {
     let types: String = r.get(3)?;
     let meta: String = r.get(6)?;
     Ok(ArtifactRecord {
@@ -80,10 +80,17 @@ pub(super) fn row(r: &Row) -> rusqlite::Result<ArtifactRecord> {
         name: r.get(1)?,
         description: r.get(2)?,
         device_types: serde_json::from_str(&types).unwrap_or_default(),
-        size: r.get::<_, i64>(4)? as u64,
+        size: r.get::<i64>(4)? as u64,
         modified: r.get(5)?,
         meta: serde_json::from_str(&meta).unwrap_or_default(),
     })
+}
+
+/// The artifact `id`, read inside a transaction.
+pub(super) fn by_id(db: &mut dyn Db, id: &str) -> Result<Option<ArtifactRecord>> {
+    let sql = "SELECT id, name, description, device_types, size, modified, meta \
+               FROM artifacts WHERE id=?1";
+    db.row(sql, args![id])?.as_ref().map(row).transpose()
 }
 
 impl Store {
@@ -107,27 +114,35 @@ impl Store {
 
     /// Records an artifact and adds it to the candidates of active deployments of its name.
     pub fn insert_artifact(&self, a: &NewArtifact) -> Result<()> {
-        let mut db = self.db();
-        let tx = db.transaction()?;
-        tx.execute(
-            &format!("INSERT INTO artifacts({COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
-            params![
-                a.id,
-                a.name,
-                a.description,
-                serde_json::to_string(&a.device_types)?,
-                a.size as i64,
-                clock::unix_now(),
-                serde_json::to_string(&a.meta)?
-            ],
-        )?;
-        tx.execute(
-            "UPDATE deployments SET artifacts = json_insert(artifacts, '$[#]', ?2)
-             WHERE artifact_name=?1 AND finished IS NULL",
-            params![a.name, a.id],
-        )?;
-        tx.commit()?;
-        Ok(())
+        let types = serde_json::to_string(&a.device_types)?;
+        let meta = serde_json::to_string(&a.meta)?;
+        self.write(|db| {
+            db.exec(
+                &format!("INSERT INTO artifacts({COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
+                args![
+                    &a.id,
+                    &a.name,
+                    &a.description,
+                    &types,
+                    a.size as i64,
+                    clock::unix_now(),
+                    &meta
+                ],
+            )?;
+            let active = db.rows(
+                "SELECT id, artifacts FROM deployments WHERE artifact_name=?1 AND finished IS NULL",
+                args![&a.name],
+            )?;
+            for r in active {
+                let mut ids: Vec<String> = serde_json::from_str(&r.get::<String>(1)?)?;
+                ids.push(a.id.clone());
+                db.exec(
+                    "UPDATE deployments SET artifacts=?2 WHERE id=?1",
+                    args![r.get::<String>(0)?, serde_json::to_string(&ids)?],
+                )?;
+            }
+            Ok(())
+        })
     }
 
     /// Artifacts, optionally filtered by exact name, description substring and device type.
@@ -137,15 +152,25 @@ impl Store {
         description: Option<&str>,
         device_type: Option<&str>,
     ) -> Result<Vec<ArtifactRecord>> {
-        let db = self.db();
-        let mut st = db.prepare(&format!(
-            "SELECT {COLS} FROM artifacts WHERE (?1 IS NULL OR name=?1)
-             AND (?2 IS NULL OR instr(description, ?2) > 0)
-             AND (?3 IS NULL OR EXISTS (SELECT 1 FROM json_each(device_types) WHERE value=?3))
-             ORDER BY modified, id"
-        ))?;
-        let rows = st.query_map(params![name, description, device_type], row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        let rows = self.read(|db| {
+            db.rows(
+                &format!(
+                    "SELECT {COLS} FROM artifacts WHERE (?1 IS NULL OR name=?1) \
+                     ORDER BY modified, id"
+                ),
+                args![name],
+            )
+        })?;
+        let mut out = Vec::new();
+        for r in &rows {
+            let a = row(r)?;
+            if description.is_none_or(|d| a.description.contains(d))
+                && device_type.is_none_or(|t| a.device_types.iter().any(|x| x == t))
+            {
+                out.push(a);
+            }
+        }
+        Ok(out)
     }
 
     /// Artifacts named `name`.
@@ -155,34 +180,40 @@ impl Store {
 
     /// One artifact.
     pub fn artifact(&self, id: &str) -> Result<Option<ArtifactRecord>> {
-        let db = self.db();
-        let mut st = db.prepare_cached(&format!("SELECT {COLS} FROM artifacts WHERE id=?1"))?;
-        Ok(st.query_row([id], row).optional()?)
+        self.read(|db| by_id(db, id))
     }
 
     /// Changes an artifact's description; false if there is no such artifact.
     pub fn set_artifact_description(&self, id: &str, description: &str) -> Result<bool> {
-        Ok(self.db().execute(
-            "UPDATE artifacts SET description=?2 WHERE id=?1",
-            params![id, description],
-        )? > 0)
+        self.write(|db| {
+            db.exec(
+                "UPDATE artifacts SET description=?2 WHERE id=?1",
+                args![id, description],
+            )
+        })
+        .map(|n| n > 0)
     }
 
     /// True when an unfinished deployment may still hand out artifact `id`.
     pub fn artifact_in_use(&self, id: &str) -> Result<bool> {
-        let db = self.db();
-        let mut st = db.prepare(
-            "SELECT 1 FROM deployments WHERE finished IS NULL
-             AND EXISTS (SELECT 1 FROM json_each(artifacts) WHERE value=?1)",
-        )?;
-        Ok(st.exists([id])?)
+        let lists: Vec<String> = self.read(|db| {
+            db.col(
+                "SELECT artifacts FROM deployments WHERE finished IS NULL",
+                &[],
+            )
+        })?;
+        for l in lists {
+            let ids: Vec<String> = serde_json::from_str(&l)?;
+            if ids.iter().any(|x| x == id) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Removes an artifact's metadata; false if there was none.
     pub fn delete_artifact(&self, id: &str) -> Result<bool> {
-        Ok(self
-            .db()
-            .execute("DELETE FROM artifacts WHERE id=?1", [id])?
-            > 0)
+        self.write(|db| db.exec("DELETE FROM artifacts WHERE id=?1", args![id]))
+            .map(|n| n > 0)
     }
 }

@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{params, OptionalExtension, Transaction};
 use serde_json::{Map, Value};
 
 use super::super::clock;
+use super::db::{args, Db, Row};
 use super::{ArtifactRecord, Result, Store};
 
 /// Every status a device deployment can have (the keys of the statistics).
@@ -145,33 +145,48 @@ fn is_final(s: &str) -> bool {
 }
 
 /// Ends every unfinished device deployment of `device_id` with `status`.
-pub(super) fn finish_device(tx: &Transaction, device_id: &str, status: &str) -> Result<()> {
+pub(super) fn finish_device(db: &mut dyn Db, device_id: &str, status: &str) -> Result<()> {
     let now = clock::unix_now();
-    let ids: Vec<String> = {
-        let mut st = tx.prepare(
-            "SELECT deployment_id FROM device_deployments WHERE device_id=?1 AND finished IS NULL",
-        )?;
-        let rows = st.query_map([device_id], |r| r.get(0))?;
-        rows.collect::<rusqlite::Result<_>>()?
-    };
-    tx.execute(
+    let ids: Vec<String> = db.col(
+        "SELECT deployment_id FROM device_deployments WHERE device_id=?1 AND finished IS NULL",
+        args![device_id],
+    )?;
+    db.exec(
         "UPDATE device_deployments SET status=?2, finished=?3 WHERE device_id=?1 AND finished IS NULL",
-        params![device_id, status, now],
+        args![device_id, status, now],
     )?;
     for id in ids {
-        close_if_done(tx, &id, now)?;
+        close_if_done(db, &id, now)?;
     }
     Ok(())
 }
 
 /// Marks deployment `id` finished once every device deployment has ended.
-fn close_if_done(tx: &Transaction, id: &str, now: i64) -> Result<()> {
-    tx.execute(
+pub(super) fn close_if_done(db: &mut dyn Db, id: &str, now: i64) -> Result<()> {
+    db.exec(
         "UPDATE deployments SET finished=?2 WHERE id=?1 AND finished IS NULL AND NOT EXISTS
          (SELECT 1 FROM device_deployments WHERE deployment_id=?1 AND finished IS NULL)",
-        params![id, now],
+        args![id, now],
     )?;
     Ok(())
+}
+
+fn deployment_row(r: &Row) -> Result<DeploymentRecord> {
+    let arts: String = r.get(7)?;
+    let groups: String = r.get(8)?;
+    Ok(DeploymentRecord {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        artifact_name: r.get(2)?,
+        created: r.get(3)?,
+        finished: r.get(4)?,
+        max_devices: r.get(5)?,
+        device_count: r.get(6)?,
+        artifacts: serde_json::from_str(&arts).unwrap_or_default(),
+        groups: serde_json::from_str(&groups).unwrap_or_default(),
+        total_size: r.get(9)?,
+        stats: STATUSES.iter().map(|s| (s.to_string(), 0)).collect(),
+    })
 }
 
 impl Store {
@@ -194,44 +209,43 @@ impl Store {
         if candidates.is_empty() {
             return Ok(Err(CreateError::NoArtifact));
         }
-        let mut db = self.db();
-        let tx = db.transaction()?;
-        let dup = tx
-            .prepare("SELECT 1 FROM deployments WHERE constructor=?1 AND finished IS NULL")?
-            .exists([constructor])?;
-        if dup {
-            return Ok(Err(CreateError::Duplicate));
-        }
-        let id = super::super::ids::uuid_v4();
-        let seq = clock::unix_nanos();
-        tx.execute(
-            "INSERT INTO deployments(id, name, artifact_name, created, seq, max_devices,
-             force_installation, groups, artifacts, constructor)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![
-                id,
-                name,
-                artifact_name,
-                clock::unix_now(),
-                seq,
-                devices.len() as i64,
-                force,
-                serde_json::to_string(groups)?,
-                serde_json::to_string(&candidates)?,
-                constructor
-            ],
-        )?;
-        {
-            let mut st = tx.prepare(
-                "INSERT OR IGNORE INTO device_deployments(deployment_id, device_id, seq, status)
-                 VALUES (?1, ?2, ?3, 'pending')",
+        let groups = serde_json::to_string(groups)?;
+        let candidates = serde_json::to_string(&candidates)?;
+        self.write(|db| {
+            if db.exists(
+                "SELECT 1 FROM deployments WHERE constructor=?1 AND finished IS NULL",
+                args![constructor],
+            )? {
+                return Ok(Err(CreateError::Duplicate));
+            }
+            let id = super::super::ids::uuid_v4();
+            let seq = clock::unix_nanos();
+            db.exec(
+                "INSERT INTO deployments(id, name, artifact_name, created, seq, max_devices,
+                 force_installation, groups, artifacts, constructor)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                args![
+                    &id,
+                    name,
+                    artifact_name,
+                    clock::unix_now(),
+                    seq,
+                    devices.len() as i64,
+                    force,
+                    &groups,
+                    &candidates,
+                    constructor
+                ],
             )?;
             for d in devices {
-                st.execute(params![id, d, seq])?;
+                db.exec(
+                    "INSERT INTO device_deployments(deployment_id, device_id, seq, status)
+                     VALUES (?1, ?2, ?3, 'pending') ON CONFLICT DO NOTHING",
+                    args![&id, d, seq],
+                )?;
             }
-        }
-        tx.commit()?;
-        Ok(Ok(id))
+            Ok(Ok(id))
+        })
     }
 
     /// Deployments filtered by computed status and a name/artifact-name substring, newest
@@ -244,22 +258,17 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> Result<(Vec<DeploymentRecord>, i64)> {
-        let all: Vec<String> = {
-            let db = self.db();
-            let order = if ascending { "ASC" } else { "DESC" };
-            let mut st = db.prepare(&format!(
-                "SELECT id FROM deployments WHERE (?1 IS NULL OR instr(name, ?1) > 0
-                 OR instr(artifact_name, ?1) > 0) ORDER BY seq {order}"
-            ))?;
-            let rows = st.query_map([search], |r| r.get(0))?;
-            rows.collect::<rusqlite::Result<_>>()?
-        };
+        let order = if ascending { "ASC" } else { "DESC" };
+        let sql = format!("SELECT {DCOLS} FROM deployments ORDER BY seq {order}");
         let mut matched = Vec::new();
-        for id in all {
-            if let Some(d) = self.deployment(&id)? {
-                if status.is_none_or(|s| s == d.status()) {
-                    matched.push(d);
-                }
+        for r in self.read(|db| db.rows(&sql, &[]))? {
+            let mut d = deployment_row(&r)?;
+            if search.is_some_and(|s| !d.name.contains(s) && !d.artifact_name.contains(s)) {
+                continue;
+            }
+            d.stats = self.stats(&d.id)?;
+            if status.is_none_or(|s| s == d.status()) {
+                matched.push(d);
             }
         }
         let total = matched.len() as i64;
@@ -271,41 +280,31 @@ impl Store {
         Ok((page, total))
     }
 
+    /// The count per device-deployment status of deployment `id` (every status present).
+    fn stats(&self, id: &str) -> Result<BTreeMap<String, i64>> {
+        let mut stats: BTreeMap<String, i64> =
+            STATUSES.iter().map(|s| (s.to_string(), 0)).collect();
+        let rows = self.read(|db| {
+            db.rows(
+                "SELECT status, COUNT(*) FROM device_deployments WHERE deployment_id=?1 \
+                 GROUP BY status",
+                args![id],
+            )
+        })?;
+        for r in rows {
+            stats.insert(r.get(0)?, r.get(1)?);
+        }
+        Ok(stats)
+    }
+
     /// One deployment with its statistics.
     pub fn deployment(&self, id: &str) -> Result<Option<DeploymentRecord>> {
-        let db = self.db();
-        let found = db
-            .prepare_cached(&format!("SELECT {DCOLS} FROM deployments WHERE id=?1"))?
-            .query_row([id], |r| {
-                let arts: String = r.get(7)?;
-                let groups: String = r.get(8)?;
-                Ok(DeploymentRecord {
-                    id: r.get(0)?,
-                    name: r.get(1)?,
-                    artifact_name: r.get(2)?,
-                    created: r.get(3)?,
-                    finished: r.get(4)?,
-                    max_devices: r.get(5)?,
-                    device_count: r.get(6)?,
-                    artifacts: serde_json::from_str(&arts).unwrap_or_default(),
-                    groups: serde_json::from_str(&groups).unwrap_or_default(),
-                    total_size: r.get(9)?,
-                    stats: BTreeMap::new(),
-                })
-            })
-            .optional()?;
-        let Some(mut d) = found else {
+        let sql = format!("SELECT {DCOLS} FROM deployments WHERE id=?1");
+        let Some(r) = self.read(|db| db.row(&sql, args![id]))? else {
             return Ok(None);
         };
-        d.stats = STATUSES.iter().map(|s| (s.to_string(), 0)).collect();
-        let mut st = db.prepare_cached(
-            "SELECT status, COUNT(*) FROM device_deployments WHERE deployment_id=?1 GROUP BY status",
-        )?;
-        let rows = st.query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
-        for row in rows {
-            let (s, n) = row?;
-            d.stats.insert(s, n);
-        }
+        let mut d = deployment_row(&r)?;
+        d.stats = self.stats(id)?;
         Ok(Some(d))
     }
 
@@ -318,44 +317,46 @@ impl Store {
         if d.status() == "finished" {
             return Ok(Some(false));
         }
-        let mut db = self.db();
-        let tx = db.transaction()?;
-        let now = clock::unix_now();
-        tx.execute(
-            "UPDATE device_deployments SET status='aborted', finished=?2
-             WHERE deployment_id=?1 AND finished IS NULL",
-            params![id, now],
-        )?;
-        tx.execute(
-            "UPDATE deployments SET finished=?2 WHERE id=?1",
-            params![id, now],
-        )?;
-        tx.commit()?;
-        Ok(Some(true))
+        self.write(|db| {
+            let now = clock::unix_now();
+            db.exec(
+                "UPDATE device_deployments SET status='aborted', finished=?2
+                 WHERE deployment_id=?1 AND finished IS NULL",
+                args![id, now],
+            )?;
+            db.exec(
+                "UPDATE deployments SET finished=?2 WHERE id=?1",
+                args![id, now],
+            )?;
+            Ok(Some(true))
+        })
     }
 
     /// The device deployments of deployment `id`.
     pub fn deployment_devices(&self, id: &str) -> Result<Vec<DeviceDeployment>> {
-        let db = self.db();
-        let mut st = db.prepare(
-            "SELECT device_id, status, substate, created, started, finished, artifact_id,
-             device_type, log IS NOT NULL FROM device_deployments WHERE deployment_id=?1
-             ORDER BY device_id",
-        )?;
-        let rows = st.query_map([id], |r| {
-            Ok(DeviceDeployment {
-                device_id: r.get(0)?,
-                status: r.get(1)?,
-                substate: r.get(2)?,
-                created: r.get(3)?,
-                started: r.get(4)?,
-                finished: r.get(5)?,
-                artifact_id: r.get(6)?,
-                device_type: r.get(7)?,
-                has_log: r.get(8)?,
-            })
+        let rows = self.read(|db| {
+            db.rows(
+                "SELECT device_id, status, substate, created, started, finished, artifact_id,
+                 device_type, CASE WHEN log IS NULL THEN 0 ELSE 1 END
+                 FROM device_deployments WHERE deployment_id=?1 ORDER BY device_id",
+                args![id],
+            )
         })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        rows.iter()
+            .map(|r| {
+                Ok(DeviceDeployment {
+                    device_id: r.get(0)?,
+                    status: r.get(1)?,
+                    substate: r.get(2)?,
+                    created: r.get(3)?,
+                    started: r.get(4)?,
+                    finished: r.get(5)?,
+                    artifact_id: r.get(6)?,
+                    device_type: r.get(7)?,
+                    has_log: r.get(8)?,
+                })
+            })
+            .collect()
     }
 
     /// Records a status report from `device_id` for `deployment_id`.
@@ -366,63 +367,60 @@ impl Store {
         status: &str,
         substate: Option<&str>,
     ) -> Result<StatusOutcome> {
-        let mut db = self.db();
-        let tx = db.transaction()?;
-        let cur: Option<(String, Option<i64>)> = tx
-            .prepare_cached(
+        self.write(|db| {
+            let cur = db.row(
                 "SELECT status, finished FROM device_deployments
                  WHERE deployment_id=?1 AND device_id=?2 AND assigned=1",
-            )?
-            .query_row(params![deployment_id, device_id], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()?;
-        let Some((cur, finished)) = cur else {
-            return Ok(StatusOutcome::NotFound);
-        };
-        if cur == "aborted" || cur == "decommissioned" {
-            return Ok(StatusOutcome::Conflict);
-        }
-        if cur == status {
-            return Ok(StatusOutcome::Done);
-        }
-        if finished.is_some() {
-            return Ok(StatusOutcome::Conflict);
-        }
-        let now = clock::unix_now();
-        let fin = is_final(status).then_some(now);
-        tx.execute(
-            "UPDATE device_deployments SET status=?3, substate=COALESCE(?4, substate),
-             started=COALESCE(started, ?5), finished=?6 WHERE deployment_id=?1 AND device_id=?2",
-            params![deployment_id, device_id, status, substate, now, fin],
-        )?;
-        if fin.is_some() {
-            close_if_done(&tx, deployment_id, now)?;
-        }
-        tx.commit()?;
-        Ok(StatusOutcome::Done)
+                args![deployment_id, device_id],
+            )?;
+            let Some(cur) = cur else {
+                return Ok(StatusOutcome::NotFound);
+            };
+            let (cur, finished): (String, Option<i64>) = (cur.get(0)?, cur.get(1)?);
+            if cur == "aborted" || cur == "decommissioned" {
+                return Ok(StatusOutcome::Conflict);
+            }
+            if cur == status {
+                return Ok(StatusOutcome::Done);
+            }
+            if finished.is_some() {
+                return Ok(StatusOutcome::Conflict);
+            }
+            let now = clock::unix_now();
+            let fin = is_final(status).then_some(now);
+            db.exec(
+                "UPDATE device_deployments SET status=?3, substate=COALESCE(?4, substate),
+                 started=COALESCE(started, ?5), finished=?6 WHERE deployment_id=?1 AND device_id=?2",
+                args![deployment_id, device_id, status, substate, now, fin],
+            )?;
+            if fin.is_some() {
+                close_if_done(db, deployment_id, now)?;
+            }
+            Ok(StatusOutcome::Done)
+        })
     }
 
     /// Stores the deployment log of `device_id`; false if it has no such deployment.
     pub fn put_log(&self, device_id: &str, deployment_id: &str, text: &str) -> Result<bool> {
-        Ok(self.db().execute(
-            "UPDATE device_deployments SET log=?3 WHERE deployment_id=?1 AND device_id=?2
-             AND assigned=1",
-            params![deployment_id, device_id, text],
-        )? > 0)
+        self.write(|db| {
+            db.exec(
+                "UPDATE device_deployments SET log=?3 WHERE deployment_id=?1 AND device_id=?2
+                 AND assigned=1",
+                args![deployment_id, device_id, text],
+            )
+        })
+        .map(|n| n > 0)
     }
 
     /// The stored deployment log of a device.
     pub fn device_log(&self, deployment_id: &str, device_id: &str) -> Result<Option<String>> {
-        Ok(self
-            .db()
-            .query_row(
+        self.read(|db| {
+            db.opt(
                 "SELECT log FROM device_deployments WHERE deployment_id=?1 AND device_id=?2",
-                params![deployment_id, device_id],
-                |r| r.get::<_, Option<String>>(0),
+                args![deployment_id, device_id],
             )
-            .optional()?
-            .flatten())
+        })
+        .map(Option::flatten)
     }
 
     /// Picks what `device_id` should install (see `picking`), given its reported provides.
@@ -433,10 +431,7 @@ impl Store {
         device_type: &str,
         provides: &Map<String, Value>,
     ) -> Result<NextOutcome> {
-        let mut db = self.db();
-        let tx = db.transaction()?;
-        let out = super::picking::pick(&tx, device_id, artifact_name, device_type, provides)?;
-        tx.commit()?;
-        Ok(out)
+        let provides = serde_json::to_string(provides)?;
+        self.write(|db| super::picking::pick(db, device_id, artifact_name, device_type, &provides))
     }
 }

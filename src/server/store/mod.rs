@@ -1,7 +1,9 @@
 //! The metadata store: users, devices and their auth sets, inventory, artifacts, deployments.
-//! One SQLite database (WAL mode) that migrates itself on open.
+//! SQLite (WAL mode, the default) or PostgreSQL (see `db`); the schema migrates itself on
+//! open.
 
 mod artifacts;
+pub mod db;
 mod deployments;
 mod devices;
 mod inventory;
@@ -10,9 +12,8 @@ mod schema;
 mod users;
 
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
 
-use rusqlite::{Connection, OptionalExtension};
+use db::{args, Backend, Db, Dialect};
 
 pub use artifacts::{ArtifactRecord, NewArtifact};
 pub use deployments::{
@@ -26,71 +27,103 @@ pub use users::User;
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The database failed.
+    /// SQLite failed.
     #[error("{0}")]
     Sql(#[from] rusqlite::Error),
+    /// PostgreSQL failed.
+    #[error("database: {}", pg_message(.0))]
+    Pg(#[from] postgres::Error),
+    /// No database connection could be made.
+    #[error("cannot connect to the database: {0}")]
+    Connect(String),
+    /// A column did not hold what was expected.
+    #[error("stored data is corrupt: {0}")]
+    Column(String),
     /// A stored JSON column did not parse.
     #[error("stored data is corrupt: {0}")]
     Json(#[from] serde_json::Error),
     /// The URL names a backend this build does not have.
-    #[error("unsupported database URL {0:?} (expected sqlite:PATH)")]
+    #[error("unsupported database URL {0} (expected sqlite:PATH or postgres://...)")]
     Url(String),
+}
+
+/// PostgreSQL's own message where there is one (the driver's display is only "db error").
+fn pg_message(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(d) => format!("{}: {}", d.severity(), d.message()),
+        None => e.to_string(),
+    }
 }
 
 /// Result of a store call.
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// Connections a server keeps to PostgreSQL at most.
+pub const PG_POOL_SIZE: u32 = 16;
+
 /// The metadata store.
 pub struct Store {
-    conn: Mutex<Connection>,
+    db: Backend,
 }
 
 impl Store {
-    /// Opens the store named by `url` (`sqlite:PATH`, or a bare path), creating and migrating
-    /// it as needed.
+    /// Opens the store named by `url`: `sqlite:PATH` (or a bare path), or
+    /// `postgres://USER:PASSWORD@HOST[:PORT]/DB` (also `postgresql://`); creates and migrates
+    /// the schema as needed.
     pub fn open_url(url: &str) -> Result<Store> {
-        let path = match url.split_once(':') {
-            Some(("sqlite", p)) => p.trim_start_matches("//"),
-            Some((scheme, _)) if scheme.len() > 1 => return Err(StoreError::Url(url.into())),
-            _ => url,
-        };
-        Self::open(Path::new(path))
+        match url.split_once(':') {
+            Some(("postgres" | "postgresql", _)) => {
+                let store = Store {
+                    db: Backend::postgres(url, PG_POOL_SIZE)?,
+                };
+                store.db.read(schema::migrate)?;
+                Ok(store)
+            }
+            Some(("sqlite", p)) => Self::open(Path::new(p.trim_start_matches("//"))),
+            Some((scheme, _)) if scheme.len() > 1 => Err(StoreError::Url(format!("{url:?}"))),
+            _ => Self::open(Path::new(url)),
+        }
     }
 
     /// Opens (creating and migrating) the SQLite database at `path`.
     pub fn open(path: &Path) -> Result<Store> {
-        let conn = Connection::open(path)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;
-             PRAGMA busy_timeout=5000;",
-        )?;
-        schema::migrate(&conn)?;
-        Ok(Store {
-            conn: Mutex::new(conn),
-        })
+        let store = Store {
+            db: Backend::sqlite(path)?,
+        };
+        store.db.read(schema::migrate)?;
+        Ok(store)
     }
 
-    fn db(&self) -> MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    /// Runs `f` on the database outside a transaction.
+    fn read<T: Send>(&self, f: impl FnOnce(&mut dyn Db) -> Result<T> + Send) -> Result<T> {
+        self.db.read(f)
     }
 
-    /// The server secret named `name`, created with `make` on first use.
+    /// Runs `f` in a transaction (run again on PostgreSQL if it loses a race).
+    fn write<T: Send>(&self, f: impl FnMut(&mut dyn Db) -> Result<T> + Send) -> Result<T> {
+        self.db.write(f)
+    }
+
+    /// Which backend the store is on.
+    pub fn dialect(&self) -> Dialect {
+        self.db.dialect()
+    }
+
+    /// The server secret named `name`, created with `make` on first use. Servers sharing a
+    /// database agree on it: the first one to store it wins.
     pub fn secret(&self, name: &str, make: impl FnOnce() -> Vec<u8>) -> Result<Vec<u8>> {
-        let db = self.db();
-        let found: Option<Vec<u8>> = db
-            .query_row("SELECT value FROM settings WHERE name=?1", [name], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        if let Some(v) = found {
+        let sql = "SELECT value FROM settings WHERE name=?1";
+        if let Some(v) = self.read(|db| db.opt(sql, args![name]))? {
             return Ok(v);
         }
         let v = make();
-        db.execute(
-            "INSERT INTO settings(name, value) VALUES (?1, ?2)",
-            rusqlite::params![name, v],
-        )?;
-        Ok(v)
+        self.write(|db| {
+            db.exec(
+                "INSERT INTO settings(name, value) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                args![name, &v[..]],
+            )?;
+            db.one(sql, args![name])
+        })
     }
 }
 

@@ -3,11 +3,10 @@
 //! finished; the smallest candidate artifact matching the device type; `already-installed`
 //! when the device runs that artifact already.
 
-use rusqlite::{params, OptionalExtension, Transaction};
-use serde_json::{Map, Value};
-
 use super::super::clock;
-use super::artifacts::{row as artifact_row, COLS};
+use super::artifacts::by_id;
+use super::db::{args, Db};
+use super::deployments::close_if_done;
 use super::{ArtifactRecord, NextOutcome, Result};
 
 struct Assigned {
@@ -20,45 +19,34 @@ struct Assigned {
     fresh: bool,
 }
 
-fn artifact(tx: &Transaction, id: &str) -> Result<Option<ArtifactRecord>> {
-    Ok(tx
-        .prepare_cached(&format!("SELECT {COLS} FROM artifacts WHERE id=?1"))?
-        .query_row([id], artifact_row)
-        .optional()?)
-}
-
-fn set_final(tx: &Transaction, deployment_id: &str, device_id: &str, status: &str) -> Result<()> {
+fn set_final(db: &mut dyn Db, deployment_id: &str, device_id: &str, status: &str) -> Result<()> {
     let now = clock::unix_now();
-    tx.execute(
+    db.exec(
         "UPDATE device_deployments SET status=?3, finished=?4, started=COALESCE(started, ?4)
          WHERE deployment_id=?1 AND device_id=?2",
-        params![deployment_id, device_id, status, now],
+        args![deployment_id, device_id, status, now],
     )?;
-    tx.execute(
-        "UPDATE deployments SET finished=?2 WHERE id=?1 AND finished IS NULL AND NOT EXISTS
-         (SELECT 1 FROM device_deployments WHERE deployment_id=?1 AND finished IS NULL)",
-        params![deployment_id, now],
-    )?;
-    Ok(())
+    close_if_done(db, deployment_id, now)
 }
 
-/// Picks for `device_id` inside `tx`; see the module comment.
+/// Picks for `device_id` inside a transaction; see the module comment. `provides_json` is the
+/// device's reported provides as a JSON object.
 pub fn pick(
-    tx: &Transaction,
+    db: &mut dyn Db,
     device_id: &str,
     artifact_name: &str,
     device_type: &str,
-    provides: &Map<String, Value>,
+    provides_json: &str,
 ) -> Result<NextOutcome> {
-    let provides_json = serde_json::to_string(provides)?;
-    let active = tx
-        .prepare_cached(
+    let active = db
+        .row(
             "SELECT dd.deployment_id, dd.status, dd.artifact_id, dd.provides, d.force_installation
              FROM device_deployments dd JOIN deployments d ON d.id = dd.deployment_id
              WHERE dd.device_id=?1 AND dd.assigned=1 AND dd.finished IS NULL
              ORDER BY dd.seq LIMIT 1",
+            args![device_id],
         )?
-        .query_row([device_id], |r| {
+        .map(|r| -> Result<Assigned> {
             Ok(Assigned {
                 deployment_id: r.get(0)?,
                 status: r.get(1)?,
@@ -68,39 +56,37 @@ pub fn pick(
                 fresh: false,
             })
         })
-        .optional()?;
+        .transpose()?;
     let assigned = match active {
         Some(a) => {
             if a.provides.as_deref().is_some_and(|p| p != provides_json) {
-                set_final(tx, &a.deployment_id, device_id, "failure")?;
+                set_final(db, &a.deployment_id, device_id, "failure")?;
                 return Ok(NextOutcome::Conflict);
             }
             a
         }
-        None => match assign_new(tx, device_id, device_type, &provides_json)? {
+        None => match assign_new(db, device_id, device_type, provides_json)? {
             Some(a) => a,
             None => return Ok(NextOutcome::Nothing),
         },
     };
-    let Some(art) = assigned
-        .artifact_id
-        .as_deref()
-        .map(|id| artifact(tx, id))
-        .transpose()?
-        .flatten()
-    else {
-        set_final(tx, &assigned.deployment_id, device_id, "noartifact")?;
+    let art = match assigned.artifact_id.as_deref() {
+        Some(id) => by_id(db, id)?,
+        None => None,
+    };
+    let Some(art) = art else {
+        set_final(db, &assigned.deployment_id, device_id, "noartifact")?;
         return Ok(NextOutcome::Nothing);
     };
     if !assigned.force && assigned.status == "pending" && art.name == artifact_name {
-        set_final(tx, &assigned.deployment_id, device_id, "already-installed")?;
+        set_final(db, &assigned.deployment_id, device_id, "already-installed")?;
         return Ok(NextOutcome::Nothing);
     }
     if assigned.fresh {
         // Counted once per device, when the artifact is first handed out.
-        tx.execute(
+        db.exec(
             "UPDATE deployments SET total_size = total_size + ?2 WHERE id=?1",
-            params![assigned.deployment_id, art.size as i64],
+            args![&assigned.deployment_id, art.size as i64],
         )?;
     }
     Ok(NextOutcome::Update {
@@ -111,36 +97,33 @@ pub fn pick(
 
 /// Assigns the device's next deployment, choosing its artifact; None when there is none.
 fn assign_new(
-    tx: &Transaction,
+    db: &mut dyn Db,
     device_id: &str,
     device_type: &str,
     provides_json: &str,
 ) -> Result<Option<Assigned>> {
-    let last: i64 = tx
-        .prepare_cached(
-            "SELECT COALESCE(MAX(seq), 0) FROM device_deployments
-             WHERE device_id=?1 AND finished IS NOT NULL",
-        )?
-        .query_row([device_id], |r| r.get(0))?;
-    let found: Option<(String, String, bool)> = tx
-        .prepare_cached(
-            "SELECT d.id, d.artifacts, d.force_installation
-             FROM device_deployments dd JOIN deployments d ON d.id = dd.deployment_id
-             WHERE dd.device_id=?1 AND dd.assigned=0 AND dd.finished IS NULL
-             AND d.finished IS NULL AND dd.seq > ?2 AND d.device_count < d.max_devices
-             ORDER BY dd.seq LIMIT 1",
-        )?
-        .query_row(params![device_id, last], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
-        .optional()?;
-    let Some((deployment_id, candidates, force)) = found else {
+    let last: i64 = db.one(
+        "SELECT COALESCE(MAX(seq), 0) FROM device_deployments
+         WHERE device_id=?1 AND finished IS NOT NULL",
+        args![device_id],
+    )?;
+    let found = db.row(
+        "SELECT d.id, d.artifacts, d.force_installation
+         FROM device_deployments dd JOIN deployments d ON d.id = dd.deployment_id
+         WHERE dd.device_id=?1 AND dd.assigned=0 AND dd.finished IS NULL
+         AND d.finished IS NULL AND dd.seq > ?2 AND d.device_count < d.max_devices
+         ORDER BY dd.seq LIMIT 1",
+        args![device_id, last],
+    )?;
+    let Some(found) = found else {
         return Ok(None);
     };
+    let (deployment_id, candidates, force): (String, String, bool) =
+        (found.get(0)?, found.get(1)?, found.get(2)?);
     let candidates: Vec<String> = serde_json::from_str(&candidates)?;
     let mut best: Option<ArtifactRecord> = None;
     for id in &candidates {
-        if let Some(a) = artifact(tx, id)? {
+        if let Some(a) = by_id(db, id)? {
             if a.device_types.iter().any(|t| t == device_type)
                 && best.as_ref().is_none_or(|b| a.size < b.size)
             {
@@ -149,11 +132,11 @@ fn assign_new(
         }
     }
     let now = clock::unix_now();
-    tx.execute(
+    db.exec(
         "UPDATE device_deployments SET assigned=1, created=?3, artifact_id=?4, device_type=?5,
          provides=?6 WHERE deployment_id=?1 AND device_id=?2",
-        params![
-            deployment_id,
+        args![
+            &deployment_id,
             device_id,
             now,
             best.as_ref().map(|a| a.id.clone()),
@@ -161,9 +144,9 @@ fn assign_new(
             provides_json
         ],
     )?;
-    tx.execute(
+    db.exec(
         "UPDATE deployments SET device_count = device_count + 1 WHERE id=?1",
-        [&deployment_id],
+        args![&deployment_id],
     )?;
     Ok(Some(Assigned {
         deployment_id,

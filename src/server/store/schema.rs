@@ -1,7 +1,11 @@
-//! The database schema and its migrations, applied in order on open; `user_version` records how
-//! far a database has come.
+//! The database schema and its migrations, applied in order on open. The statements are
+//! written for SQLite; PostgreSQL gets the same with its own names for the types (and byte-wise
+//! text ordering, as SQLite's). SQLite records how far a database has come in `user_version`,
+//! PostgreSQL in the table `schema_version`, migrated under an advisory lock so that servers
+//! starting together do it once.
 
-use rusqlite::Connection;
+use super::db::{Db, Dialect};
+use super::Result;
 
 const MIGRATIONS: &[&str] = &[
     // 1: the first schema.
@@ -44,14 +48,53 @@ CREATE INDEX device_deployments_device ON device_deployments(device_id, seq);
 "#,
     // 2: user tokens revoked by logout, kept until they would have expired.
     "CREATE TABLE revoked_tokens (jti TEXT PRIMARY KEY, exp INTEGER NOT NULL);",
+    // 3: device listings page by creation time; groups are looked up by name.
+    "CREATE INDEX devices_created ON devices(created_ts, id);
+     CREATE INDEX devices_grp ON devices(grp);",
 ];
 
-/// Brings the database at `conn` up to the newest schema.
-pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    let have: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+/// A migration in PostgreSQL's words.
+fn postgres(m: &str) -> String {
+    m.replace("INTEGER", "BIGINT")
+        .replace("BLOB", "BYTEA")
+        .replace(" TEXT", " TEXT COLLATE \"C\"")
+}
+
+/// Key of the advisory lock PostgreSQL migrations run under.
+const PG_LOCK: i64 = 0x6d65_6e64_6572;
+
+/// Brings the database up to the newest schema.
+pub fn migrate(db: &mut dyn Db) -> Result<()> {
+    match db.dialect() {
+        Dialect::Sqlite => {
+            let have: i64 = db.one("PRAGMA user_version", &[])?;
+            for (i, m) in MIGRATIONS.iter().enumerate().skip(have as usize) {
+                db.batch(&format!(
+                    "BEGIN; {m}; PRAGMA user_version = {}; COMMIT;",
+                    i + 1
+                ))?;
+            }
+            Ok(())
+        }
+        Dialect::Postgres => {
+            db.batch(&format!("SELECT pg_advisory_lock({PG_LOCK})"))?;
+            let out = migrate_postgres(db);
+            if out.is_err() {
+                let _ = db.batch("ROLLBACK");
+            }
+            db.batch(&format!("SELECT pg_advisory_unlock({PG_LOCK})"))?;
+            out
+        }
+    }
+}
+
+fn migrate_postgres(db: &mut dyn Db) -> Result<()> {
+    db.batch("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")?;
+    let have: i64 = db.one("SELECT COALESCE(MAX(version), 0) FROM schema_version", &[])?;
     for (i, m) in MIGRATIONS.iter().enumerate().skip(have as usize) {
-        conn.execute_batch(&format!(
-            "BEGIN; {m}; PRAGMA user_version = {}; COMMIT;",
+        db.batch(&format!(
+            "BEGIN; {}; INSERT INTO schema_version(version) VALUES ({}); COMMIT;",
+            postgres(m),
             i + 1
         ))?;
     }
@@ -60,16 +103,25 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::db::Backend;
     use super::*;
 
     #[test]
     fn migrating_twice_is_harmless() {
-        let c = Connection::open_in_memory().unwrap();
-        migrate(&c).unwrap();
-        migrate(&c).unwrap();
-        let v: i64 = c
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let db = Backend::sqlite(&dir.path().join("s.db")).unwrap();
+        db.read(migrate).unwrap();
+        db.read(migrate).unwrap();
+        let v: i64 = db.read(|d| d.one("PRAGMA user_version", &[])).unwrap();
         assert_eq!(v as usize, MIGRATIONS.len());
+    }
+
+    #[test]
+    fn postgres_types() {
+        let m = postgres(MIGRATIONS[1]);
+        assert_eq!(
+            m,
+            "CREATE TABLE revoked_tokens (jti TEXT COLLATE \"C\" PRIMARY KEY, exp BIGINT NOT NULL);"
+        );
     }
 }
