@@ -9,8 +9,12 @@ mod bench;
 mod cli;
 #[path = "server_client.rs"]
 mod client;
+#[path = "server_pg.rs"]
+pub mod pg;
 #[path = "server_s3.rs"]
 mod s3;
+#[path = "server_scale.rs"]
+mod scale;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -34,6 +38,8 @@ pub struct Srv {
     child: Child,
     pub url: String,
     pub data: PathBuf,
+    /// `--database` given to it, if any (see `pg::on_postgres`).
+    pub database: Option<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -104,33 +110,47 @@ impl Srv {
         Self::start_env(extra, &[])
     }
 
-    /// As `start`, with extra environment variables for the server.
+    /// As `start`, with extra environment variables for the server. The metadata goes to
+    /// the test's PostgreSQL database when the test runs under `pg::on_postgres`.
     pub fn start_env(extra: &[&str], env: &[(&str, &str)]) -> Srv {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
-        let data_s = data.to_str().unwrap();
-        let out = Command::new(bin())
-            .args(["create-user", "--data", data_s, "--username", USER])
-            .args(["--password", PASSWORD])
-            .output()
-            .unwrap();
+        let database = pg::current();
+        Self::create_user(&data, database.as_deref());
+        Self::start_on(dir, data, database, extra, env)
+    }
+
+    /// Adds the test user to the store of a server on `data` and `database`.
+    pub fn create_user(data: &Path, database: Option<&str>) {
+        let mut cmd = Command::new(bin());
+        cmd.args(["create-user", "--data", data.to_str().unwrap()])
+            .args(["--username", USER, "--password", PASSWORD]);
+        if let Some(db) = database {
+            cmd.args(["--database", db]);
+        }
+        let out = cmd.output().unwrap();
         assert!(
             out.status.success(),
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        Self::start_on(dir, data, extra, env)
     }
 
-    fn start_on(
+    /// Starts a server on `data` (in `dir`) and `database`.
+    pub fn start_on(
         dir: tempfile::TempDir,
         data: PathBuf,
+        database: Option<String>,
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Srv {
-        let mut child = Command::new(bin())
+        let mut cmd = Command::new(bin());
+        cmd.args(["serve", "--data", data.to_str().unwrap()]);
+        if let Some(db) = &database {
+            cmd.args(["--database", db]);
+        }
+        let mut child = cmd
             .envs(env.iter().copied())
-            .args(["serve", "--data", data.to_str().unwrap()])
             .args(["--listen", "127.0.0.1:0"])
             .args(extra)
             .stdout(Stdio::piped())
@@ -149,6 +169,7 @@ impl Srv {
             child,
             url,
             data,
+            database,
             _dir: dir,
         }
     }
@@ -252,7 +273,7 @@ impl Srv {
     pub fn restart(mut self, extra: &[&str]) -> Srv {
         assert_eq!(self.stop(), Some(0));
         let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap());
-        Self::start_on(dir, self.data.clone(), extra, &[])
+        Self::start_on(dir, self.data.clone(), self.database.clone(), extra, &[])
     }
 
     /// The server's process id.

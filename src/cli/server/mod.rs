@@ -38,8 +38,10 @@ pub struct DataArgs {
     /// Data directory (database and artifacts by default)
     #[arg(long, default_value = "/var/lib/mender-server")]
     pub data: PathBuf,
-    /// Metadata database URL [default: sqlite:DATA/server.db]
-    #[arg(long, value_name = "URL")]
+    /// Metadata database: sqlite:PATH, or postgres://USER:PASSWORD@HOST[:PORT]/DBNAME for a
+    /// PostgreSQL database that several servers can share (the schema is created and migrated
+    /// on start) [default: sqlite:DATA/server.db]
+    #[arg(long, value_name = "URL", env = "MENDER_SERVER_DATABASE", hide_env_values = true)]
     pub database: Option<String>,
 }
 

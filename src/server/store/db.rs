@@ -15,7 +15,7 @@ use std::time::Duration;
 use postgres::types::{FromSql, IsNull, ToSql, Type};
 use postgres::{GenericClient, IsolationLevel, Statement};
 
-use super::{Result, StoreError};
+use super::{pg_message, Result, StoreError};
 
 /// A column value or statement argument.
 #[derive(Debug, Clone, PartialEq)]
@@ -408,9 +408,16 @@ impl Backend {
     /// Connects to the PostgreSQL database at `url` (`postgres://user:pass@host/db`, or
     /// key=value form) with a pool of up to `size` connections.
     pub fn postgres(url: &str, size: u32) -> Result<Backend> {
-        let config: postgres::Config = url
+        let mut config: postgres::Config = url
             .parse()
             .map_err(|e: postgres::Error| StoreError::Url(format!("{}: {e}", redact(url))))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        // One connection first, for a precise error (the pool only reports a timeout).
+        config
+            .connect(postgres::NoTls)
+            .map_err(|e| StoreError::Connect(format!("{}: {}", redact(url), pg_message(&e))))?;
         let pool = r2d2::Pool::builder()
             .max_size(size.max(1))
             .min_idle(Some(1))

@@ -48,10 +48,16 @@ pub enum StoreError {
 }
 
 /// PostgreSQL's own message where there is one (the driver's display is only "db error").
-fn pg_message(e: &postgres::Error) -> String {
+pub(crate) fn pg_message(e: &postgres::Error) -> String {
     match e.as_db_error() {
-        Some(d) => format!("{}: {}", d.severity(), d.message()),
-        None => e.to_string(),
+        Some(d) => d.message().to_string(),
+        None => {
+            let mut s = e.to_string();
+            if let Some(src) = std::error::Error::source(e) {
+                s = format!("{s}: {src}");
+            }
+            s
+        }
     }
 }
 
