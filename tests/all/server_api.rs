@@ -714,3 +714,18 @@ fn group_deployments_reach_accepted_devices_of_the_group_only() {
         200
     );
 }
+
+super::pg::on_postgres!(
+    devices_with_each_key_type_are_admitted_only_once_accepted,
+    preauthorized_devices_are_accepted_on_first_request,
+    bad_auth_requests_are_refused_and_store_nothing,
+    tokens_are_checked_for_kind_signature_and_expiry,
+    malformed_and_oversized_bodies_are_refused,
+    corrupt_uploads_are_refused_and_leave_nothing,
+    a_deployment_runs_from_upload_to_statistics,
+    aborted_deployments_answer_409_to_status_reports,
+    a_device_type_without_artifact_gets_noartifact,
+    sigterm_stops_the_server_cleanly_and_data_survives_restart,
+    logout_revokes_the_user_token,
+    group_deployments_reach_accepted_devices_of_the_group_only,
+);

@@ -167,3 +167,5 @@ fn https_with_a_given_certificate_works_for_curl_and_mender_cli() {
     run(&["login", "--username", USER, "--password", PASSWORD]).ok();
     run(&["devices", "list"]).ok();
 }
+
+super::pg::on_postgres!(mender_cli_logs_in_uploads_and_lists);

@@ -262,3 +262,5 @@ fn the_real_mender_client_installs_a_deployment_and_resumes_a_cut_download() {
         std::panic::resume_unwind(e);
     }
 }
+
+super::pg::on_postgres!(the_real_mender_client_installs_a_deployment_and_resumes_a_cut_download);

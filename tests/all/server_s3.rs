@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::{artifact, http, Dev, Srv};
 
-struct Moto(Child, String);
+pub struct Moto(Child, pub String);
 
 impl Drop for Moto {
     fn drop(&mut self) {
@@ -19,7 +19,7 @@ impl Drop for Moto {
     }
 }
 
-fn moto() -> Moto {
+pub fn moto() -> Moto {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

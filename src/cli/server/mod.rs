@@ -41,7 +41,12 @@ pub struct DataArgs {
     /// Metadata database: sqlite:PATH, or postgres://USER:PASSWORD@HOST[:PORT]/DBNAME for a
     /// PostgreSQL database that several servers can share (the schema is created and migrated
     /// on start) [default: sqlite:DATA/server.db]
-    #[arg(long, value_name = "URL", env = "MENDER_SERVER_DATABASE", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "MENDER_SERVER_DATABASE",
+        hide_env_values = true
+    )]
     pub database: Option<String>,
 }
 

@@ -155,7 +155,7 @@ impl Store {
         let rows = self.read(|db| {
             db.rows(
                 &format!(
-                    "SELECT {COLS} FROM artifacts WHERE (?1 IS NULL OR name=?1) \
+                    "SELECT {COLS} FROM artifacts WHERE (CAST(?1 AS TEXT) IS NULL OR name=?1) \
                      ORDER BY modified, id"
                 ),
                 args![name],

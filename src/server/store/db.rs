@@ -391,7 +391,19 @@ pub enum Backend {
     /// One SQLite connection.
     Sqlite(Mutex<rusqlite::Connection>),
     /// A pool of PostgreSQL connections.
-    Postgres(r2d2::Pool<PgManager>),
+    Postgres(PgPool),
+}
+
+/// The pool; dropped on a thread of its own, as each connection owns a small runtime that
+/// must not be dropped inside the server's.
+pub struct PgPool(Option<r2d2::Pool<PgManager>>);
+
+impl Drop for PgPool {
+    fn drop(&mut self) {
+        if let Some(pool) = self.0.take() {
+            let _ = std::thread::spawn(move || drop(pool)).join();
+        }
+    }
 }
 
 impl Backend {
@@ -408,6 +420,10 @@ impl Backend {
     /// Connects to the PostgreSQL database at `url` (`postgres://user:pass@host/db`, or
     /// key=value form) with a pool of up to `size` connections.
     pub fn postgres(url: &str, size: u32) -> Result<Backend> {
+        off_runtime(|| Self::connect_postgres(url, size))
+    }
+
+    fn connect_postgres(url: &str, size: u32) -> Result<Backend> {
         let mut config: postgres::Config = url
             .parse()
             .map_err(|e: postgres::Error| StoreError::Url(format!("{}: {e}", redact(url))))?;
@@ -425,15 +441,18 @@ impl Backend {
             .error_handler(Box::new(r2d2::NopErrorHandler))
             .build(PgManager(config))
             .map_err(|e| StoreError::Connect(format!("{}: {}", redact(url), pool_error(&e))))?;
-        Ok(Backend::Postgres(pool))
+        Ok(Backend::Postgres(PgPool(Some(pool))))
     }
 
     fn lock(m: &Mutex<rusqlite::Connection>) -> MutexGuard<'_, rusqlite::Connection> {
         m.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn pg(pool: &r2d2::Pool<PgManager>) -> Result<r2d2::PooledConnection<PgManager>> {
-        pool.get()
+    fn pg(pool: &PgPool) -> Result<r2d2::PooledConnection<PgManager>> {
+        pool.0
+            .as_ref()
+            .expect("the pool lives until drop")
+            .get()
             .map_err(|e| StoreError::Connect(pool_error(&e).to_string()))
     }
 
