@@ -42,7 +42,7 @@ impl TestDb {
         let name = format!(
             "mender_test_{}_{}",
             std::process::id(),
-            mender::server::ids::uuid_v4().replace('-', "")[..12].to_string()
+            &mender::server::ids::uuid_v4().replace('-', "")[..12]
         );
         admin()
             .batch_execute(&format!("CREATE DATABASE {name}"))
