@@ -88,6 +88,19 @@ fn rss_kib(pid: u32, field: &str) -> u64 {
 #[test]
 #[ignore = "load benchmark: run bench/server.sh"]
 fn load() {
+    match std::env::var("BENCH_DATABASE").as_deref() {
+        Ok("postgres") => {
+            println!("database: PostgreSQL ({})", super::pg::admin_url());
+            super::pg::with_database(run)
+        }
+        _ => {
+            println!("database: SQLite");
+            run()
+        }
+    }
+}
+
+fn run() {
     let devices = env("BENCH_DEVICES", 100_000);
     let seconds = env("BENCH_SECONDS", 20) as u64;
     let conns = env("BENCH_CONNECTIONS", 32);
@@ -222,9 +235,23 @@ fn load() {
         "errors: {errors}; server RSS {} MiB now, peak {} MiB; database {} MiB",
         rss_kib(pid, "VmRSS:") / 1024,
         rss_kib(pid, "VmHWM:") / 1024,
-        std::fs::metadata(srv.data.join("server.db"))
-            .map(|m| m.len() >> 20)
-            .unwrap_or(0)
+        database_mib(&srv)
     );
     assert_eq!(errors, 0, "requests failed under load");
+}
+
+/// Size of the server's database, MiB.
+fn database_mib(srv: &Srv) -> u64 {
+    match &srv.database {
+        Some(url) => {
+            let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
+            let row = c
+                .query_one("SELECT pg_database_size(current_database())", &[])
+                .unwrap();
+            row.get::<_, i64>(0) as u64 >> 20
+        }
+        None => std::fs::metadata(srv.data.join("server.db"))
+            .map(|m| m.len() >> 20)
+            .unwrap_or(0),
+    }
 }

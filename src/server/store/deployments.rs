@@ -431,6 +431,16 @@ impl Store {
         device_type: &str,
         provides: &Map<String, Value>,
     ) -> Result<NextOutcome> {
+        // Most polls find nothing: a read settles those without a write transaction.
+        let open = self.read(|db| {
+            db.exists(
+                "SELECT 1 FROM device_deployments WHERE device_id=?1 AND finished IS NULL",
+                args![device_id],
+            )
+        })?;
+        if !open {
+            return Ok(NextOutcome::Nothing);
+        }
         let provides = serde_json::to_string(provides)?;
         self.write(|db| super::picking::pick(db, device_id, artifact_name, device_type, &provides))
     }
