@@ -18,6 +18,10 @@ use mender::install::bootenv::parse_listing;
 use mender::install::config::Config;
 use mender::install::module::parse_answer;
 
+#[path = "server.rs"]
+mod server;
+pub use server::server_requests;
+
 /// A fuzz entry point.
 pub type Entry = fn(&[u8]);
 
@@ -34,6 +38,7 @@ pub const TARGETS: &[(&str, Entry)] = &[
     ("config", config),
     ("pem_keys", pem_keys),
     ("delta_apply", delta_apply),
+    ("server_requests", server_requests),
 ];
 
 /// A whole `.mender` file, read twice: with the `Validate` visitor, and through short reads

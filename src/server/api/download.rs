@@ -16,6 +16,7 @@ use tokio_util::io::ReaderStream;
 use crate::server::app::AppState;
 use crate::server::clock;
 use crate::server::error::{ApiError, ApiResult};
+use crate::server::ids;
 use crate::server::link::{EXPIRE, SIGNATURE};
 
 /// A `Range` that cannot be served from the file (answered with 416).
@@ -76,6 +77,10 @@ pub async fn download(
             clock::unix_now(),
         )
         .map_err(|e| ApiError::forbidden(e.to_string()))?;
+    // Artifact ids are UUIDs; anything else (a NUL byte, `..`) names no file to open.
+    if !ids::is_uuid(&id) {
+        return Err(ApiError::not_found("no such artifact"));
+    }
     let Some(path) = state.blobs.local_path(&id) else {
         return Err(ApiError::not_found(
             "artifacts are served by the object store",
@@ -119,7 +124,31 @@ pub async fn download(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt;
+
     use super::{parse_range, Unsatisfiable};
+    use crate::server::app::{router, AppState};
+    use crate::server::{clock, ServerConfig};
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn signed_links_to_ids_that_are_no_artifact_id_are_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ServerConfig::new(dir.path().to_path_buf());
+        let state = Arc::new(AppState::open(config, "http://localhost".into()).unwrap());
+        // (as sent, as the handler sees it): a NUL byte made this a 500, `..` the directory.
+        for (sent, id) in [("a%00b", "a\0b"), ("..", ".."), ("%2E", ".")] {
+            let path = format!("/api/devices/v1/deployments/download/{id}");
+            let query = state.links.query(&path, clock::unix_now() + 60);
+            let uri = format!("/api/devices/v1/deployments/download/{sent}?{query}");
+            let req = Request::get(uri).body(Body::empty()).unwrap();
+            let resp = router(state.clone()).oneshot(req).await.unwrap();
+            assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{sent}");
+        }
+    }
 
     #[test]
     fn ranges() {
