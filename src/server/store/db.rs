@@ -473,7 +473,17 @@ impl Backend {
 
     /// Runs `f` in a transaction, committed when it returns `Ok`. On PostgreSQL the
     /// transaction is SERIALIZABLE and run again (up to 20 times) when it loses a race.
-    pub fn write<T: Send>(&self, mut f: impl FnMut(&mut dyn Db) -> Result<T> + Send) -> Result<T> {
+    pub fn write<T: Send>(&self, f: impl FnMut(&mut dyn Db) -> Result<T> + Send) -> Result<T> {
+        self.write_at(IsolationLevel::Serializable, f)
+    }
+
+    /// As `write`, at isolation `level` on PostgreSQL: READ COMMITTED for changes that only
+    /// touch rows of their own and read nothing they depend on (a device's inventory).
+    pub fn write_at<T: Send>(
+        &self,
+        level: IsolationLevel,
+        mut f: impl FnMut(&mut dyn Db) -> Result<T> + Send,
+    ) -> Result<T> {
         match self {
             Backend::Sqlite(m) => {
                 let mut c = Self::lock(m);
@@ -491,7 +501,7 @@ impl Backend {
                         let mut tx = c
                             .client
                             .build_transaction()
-                            .isolation_level(IsolationLevel::Serializable)
+                            .isolation_level(level)
                             .start()?;
                         let out = f(&mut Pg {
                             client: &mut tx,

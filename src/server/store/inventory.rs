@@ -24,44 +24,60 @@ impl Store {
     /// Stores attributes reported by `device_id`. `replace` drops the attributes not in
     /// `attrs` (PUT); otherwise they are merged in (PATCH). Unchanged values are not rewritten.
     pub fn put_inventory(&self, device_id: &str, attrs: &[Attribute], replace: bool) -> Result<()> {
-        let values = attrs
+        // The last value of a name counts (one statement may not change a row twice).
+        let mut seen = std::collections::HashSet::new();
+        let mut rows: Vec<&Attribute> = attrs
             .iter()
-            .map(|a| serde_json::to_string(&a.value))
-            .collect::<serde_json::Result<Vec<_>>>()?;
-        let drop_others = replace.then(|| {
-            let marks: Vec<String> = (0..attrs.len()).map(|i| format!("?{}", i + 2)).collect();
-            match marks.is_empty() {
-                true => "DELETE FROM inventory WHERE device_id=?1".to_string(),
-                false => format!(
-                    "DELETE FROM inventory WHERE device_id=?1 AND name NOT IN ({})",
-                    marks.join(",")
-                ),
+            .rev()
+            .filter(|a| seen.insert(&a.name))
+            .collect();
+        rows.reverse();
+        let now = clock::unix_now();
+        // Up to 100 attributes a statement, well within both databases' argument limits.
+        let mut upserts = Vec::new();
+        for chunk in rows.chunks(100) {
+            let mut vals: Vec<Val> = vec![device_id.into(), now.into()];
+            let mut tuples = Vec::new();
+            for a in chunk {
+                let i = vals.len();
+                vals.push(Val::from(&a.name));
+                vals.push(serde_json::to_string(&a.value)?.into());
+                vals.push(a.description.as_deref().into());
+                tuples.push(format!("(?1, ?{}, ?{}, ?{}, ?2)", i + 1, i + 2, i + 3));
             }
-        });
-        self.write(|db| {
-            let now = clock::unix_now();
-            if let Some(sql) = &drop_others {
-                let mut keep: Vec<Val> = vec![device_id.into()];
-                keep.extend(attrs.iter().map(|a| Val::from(&a.name)));
-                db.exec(sql, &keep)?;
-            }
-            for (a, value) in attrs.iter().zip(&values) {
+            let sql = format!(
+                "INSERT INTO inventory(device_id, name, value, description, ts) VALUES {}
+                 ON CONFLICT(device_id, name) DO UPDATE
+                 SET value=excluded.value, description=excluded.description, ts=excluded.ts
+                 WHERE inventory.value IS DISTINCT FROM excluded.value
+                 OR inventory.description IS DISTINCT FROM excluded.description",
+                tuples.join(", ")
+            );
+            upserts.push((sql, vals));
+        }
+        self.db
+            .write_at(postgres::IsolationLevel::ReadCommitted, |db| {
+                if replace {
+                    let have: Vec<String> = db.col(
+                        "SELECT name FROM inventory WHERE device_id=?1",
+                        args![device_id],
+                    )?;
+                    for name in have.iter().filter(|n| !seen.contains(n)) {
+                        db.exec(
+                            "DELETE FROM inventory WHERE device_id=?1 AND name=?2",
+                            args![device_id, name],
+                        )?;
+                    }
+                }
+                for (sql, vals) in &upserts {
+                    db.exec(sql, vals)?;
+                }
                 db.exec(
-                    "INSERT INTO inventory(device_id, name, value, description, ts)
-                     VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT(device_id, name) DO UPDATE
-                     SET value=excluded.value, description=excluded.description, ts=excluded.ts
-                     WHERE inventory.value IS DISTINCT FROM excluded.value
-                     OR inventory.description IS DISTINCT FROM excluded.description",
-                    args![device_id, &a.name, value, a.description.as_deref(), now],
+                    "UPDATE devices SET inventory_ts=?2 WHERE id=?1",
+                    args![device_id, now],
                 )?;
-            }
-            db.exec(
-                "UPDATE devices SET inventory_ts=?2 WHERE id=?1",
-                args![device_id, now],
-            )?;
-            Ok(())
-        })
+                Ok(())
+            })
     }
 
     /// The inventory attributes of `device_id`, by name.
@@ -212,5 +228,57 @@ impl Store {
                 &[],
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attr(name: &str, value: Value) -> Attribute {
+        Attribute {
+            name: name.into(),
+            value,
+            description: None,
+        }
+    }
+
+    fn names(s: &Store, id: &str) -> Vec<(String, Value)> {
+        s.inventory(id)
+            .unwrap()
+            .into_iter()
+            .map(|(a, _)| (a.name, a.value))
+            .collect()
+    }
+
+    #[test]
+    fn put_replaces_patch_merges_and_the_last_duplicate_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("s.db")).unwrap();
+        let id = s.auth_request("h", "{}", "k").unwrap().device_id;
+        let many: Vec<Attribute> = (0..250)
+            .map(|i| attr(&format!("a{i:03}"), Value::from(i)))
+            .collect();
+        s.put_inventory(&id, &many, true).unwrap();
+        assert_eq!(names(&s, &id).len(), 250);
+        let two = [
+            attr("x", Value::from("1")),
+            attr("a007", Value::from("old")),
+            attr("a007", Value::from("new")),
+        ];
+        s.put_inventory(&id, &two, false).unwrap();
+        let got = names(&s, &id);
+        assert_eq!(got.len(), 251);
+        assert!(got.contains(&("a007".into(), Value::from("new"))));
+        s.put_inventory(&id, &two, true).unwrap();
+        assert_eq!(
+            names(&s, &id),
+            vec![
+                ("a007".to_string(), Value::from("new")),
+                ("x".to_string(), Value::from("1"))
+            ]
+        );
+        s.put_inventory(&id, &[], true).unwrap();
+        assert!(names(&s, &id).is_empty());
     }
 }
