@@ -182,6 +182,12 @@ impl S3Store {
                     .map_err(|e| io_err(e.to_string()))?;
                 agent.run(req)
             }
+            // S3 wants a length on every PUT (411 otherwise), the bucket's empty one too.
+            None if method == "PUT" => agent.run(
+                req.header("content-length", 0)
+                    .body(Vec::new())
+                    .map_err(|e| io_err(e.to_string()))?,
+            ),
             None => agent.run(req.body(()).map_err(|e| io_err(e.to_string()))?),
         }
         .map_err(|e| io_err(format!("{method} {path}: {e}")))?;
@@ -243,6 +249,54 @@ mod tests {
             s.signature("20130524", "20130524T000000Z", canonical),
             "aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404"
         );
+    }
+
+    /// The head of the one request a fake S3 server on loopback gets for `f`.
+    fn sent(f: impl FnOnce(&S3Store) -> io::Result<()>) -> String {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (conn, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(conn);
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line.trim().is_empty() {
+                    break;
+                }
+                head.push_str(&line.to_ascii_lowercase());
+            }
+            let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+            reader.get_mut().write_all(answer).unwrap();
+            head
+        });
+        let store = S3Store {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            host: format!("127.0.0.1:{port}"),
+            bucket: "b".into(),
+            region: "us-east-1".into(),
+            access_key: "k".into(),
+            secret_key: "s".into(),
+        };
+        f(&store).unwrap();
+        let head = server.join().unwrap();
+        assert!(
+            head.contains(&format!("\r\nhost: 127.0.0.1:{port}\r\n")),
+            "{head}"
+        );
+        head
+    }
+
+    #[test]
+    fn bucket_creation_sends_a_length() {
+        let head = sent(|s| s.request("PUT", "", None).map(drop));
+        assert!(head.starts_with("put /b http/1.1\r\n"), "{head}");
+        assert!(head.contains("\r\ncontent-length: 0\r\n"), "{head}");
+        let head = sent(|s| s.delete("id"));
+        assert!(head.starts_with("delete /b/id http/1.1\r\n"), "{head}");
+        assert!(!head.contains("content-length"), "{head}");
     }
 
     #[test]
