@@ -84,10 +84,20 @@ impl S3Store {
             }
         }
         let endpoint = endpoint.unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
-        let host = endpoint
+        let (scheme, host) = endpoint
             .split_once("://")
-            .map(|(_, h)| h.to_string())
             .ok_or_else(|| S3Error(format!("endpoint {endpoint:?} has no scheme")))?;
+        if !matches!(scheme, "http" | "https") || host.is_empty() || host.contains(['/', '?', '#'])
+        {
+            return Err(S3Error(format!(
+                "endpoint {endpoint:?} must be http://HOST[:PORT] or https://HOST[:PORT]"
+            )));
+        }
+        // The Host header is signed: an explicit default port is dropped, as HTTP clients
+        // (ours included) leave it out of the header they send.
+        let default_port = if scheme == "http" { ":80" } else { ":443" };
+        let host = host.strip_suffix(default_port).unwrap_or(host).to_string();
+        let endpoint = format!("{scheme}://{host}");
         let var = |name: &str| {
             std::env::var(name)
                 .map_err(|_| S3Error(format!("{name} must be set for s3:// storage")))
@@ -309,6 +319,17 @@ mod tests {
         assert_eq!(s.region, "eu-west-1");
         assert!(S3Store::from_url("s3://a/b").is_err());
         assert!(S3Store::from_url("s3://b?color=red").is_err());
+        assert!(S3Store::from_url("s3://b?endpoint=http://h:9000/prefix").is_err());
+        assert!(S3Store::from_url("s3://b?endpoint=ftp://h").is_err());
+        // The signed Host is the one clients send: without an explicit default port.
+        for (url, endpoint, host) in [
+            ("s3://b?endpoint=http://h:80/", "http://h", "h"),
+            ("s3://b?endpoint=https://h:443", "https://h", "h"),
+            ("s3://b?endpoint=https://h:80", "https://h:80", "h:80"),
+        ] {
+            let s = S3Store::from_url(url).unwrap();
+            assert_eq!((s.endpoint.as_str(), s.host.as_str()), (endpoint, host));
+        }
         assert!(s
             .presign_get("id", 60)
             .starts_with("http://127.0.0.1:9000/b/id?X-Amz-"));
