@@ -84,10 +84,20 @@ impl S3Store {
             }
         }
         let endpoint = endpoint.unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
-        let host = endpoint
+        let (scheme, host) = endpoint
             .split_once("://")
-            .map(|(_, h)| h.to_string())
             .ok_or_else(|| S3Error(format!("endpoint {endpoint:?} has no scheme")))?;
+        if !matches!(scheme, "http" | "https") || host.is_empty() || host.contains(['/', '?', '#'])
+        {
+            return Err(S3Error(format!(
+                "endpoint {endpoint:?} must be http://HOST[:PORT] or https://HOST[:PORT]"
+            )));
+        }
+        // The Host header is signed: an explicit default port is dropped, as HTTP clients
+        // (ours included) leave it out of the header they send.
+        let default_port = if scheme == "http" { ":80" } else { ":443" };
+        let host = host.strip_suffix(default_port).unwrap_or(host).to_string();
+        let endpoint = format!("{scheme}://{host}");
         let var = |name: &str| {
             std::env::var(name)
                 .map_err(|_| S3Error(format!("{name} must be set for s3:// storage")))
@@ -182,6 +192,12 @@ impl S3Store {
                     .map_err(|e| io_err(e.to_string()))?;
                 agent.run(req)
             }
+            // S3 wants a length on every PUT (411 otherwise), the bucket's empty one too.
+            None if method == "PUT" => agent.run(
+                req.header("content-length", 0)
+                    .body(Vec::new())
+                    .map_err(|e| io_err(e.to_string()))?,
+            ),
             None => agent.run(req.body(()).map_err(|e| io_err(e.to_string()))?),
         }
         .map_err(|e| io_err(format!("{method} {path}: {e}")))?;
@@ -245,6 +261,54 @@ mod tests {
         );
     }
 
+    /// The head of the one request a fake S3 server on loopback gets for `f`.
+    fn sent(f: impl FnOnce(&S3Store) -> io::Result<()>) -> String {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (conn, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(conn);
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line.trim().is_empty() {
+                    break;
+                }
+                head.push_str(&line.to_ascii_lowercase());
+            }
+            let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+            reader.get_mut().write_all(answer).unwrap();
+            head
+        });
+        let store = S3Store {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            host: format!("127.0.0.1:{port}"),
+            bucket: "b".into(),
+            region: "us-east-1".into(),
+            access_key: "k".into(),
+            secret_key: "s".into(),
+        };
+        f(&store).unwrap();
+        let head = server.join().unwrap();
+        assert!(
+            head.contains(&format!("\r\nhost: 127.0.0.1:{port}\r\n")),
+            "{head}"
+        );
+        head
+    }
+
+    #[test]
+    fn bucket_creation_sends_a_length() {
+        let head = sent(|s| s.request("PUT", "", None).map(drop));
+        assert!(head.starts_with("put /b http/1.1\r\n"), "{head}");
+        assert!(head.contains("\r\ncontent-length: 0\r\n"), "{head}");
+        let head = sent(|s| s.delete("id"));
+        assert!(head.starts_with("delete /b/id http/1.1\r\n"), "{head}");
+        assert!(!head.contains("content-length"), "{head}");
+    }
+
     #[test]
     fn urls_are_parsed_and_checked() {
         std::env::set_var("AWS_ACCESS_KEY_ID", "k");
@@ -255,6 +319,17 @@ mod tests {
         assert_eq!(s.region, "eu-west-1");
         assert!(S3Store::from_url("s3://a/b").is_err());
         assert!(S3Store::from_url("s3://b?color=red").is_err());
+        assert!(S3Store::from_url("s3://b?endpoint=http://h:9000/prefix").is_err());
+        assert!(S3Store::from_url("s3://b?endpoint=ftp://h").is_err());
+        // The signed Host is the one clients send: without an explicit default port.
+        for (url, endpoint, host) in [
+            ("s3://b?endpoint=http://h:80/", "http://h", "h"),
+            ("s3://b?endpoint=https://h:443", "https://h", "h"),
+            ("s3://b?endpoint=https://h:80", "https://h:80", "h:80"),
+        ] {
+            let s = S3Store::from_url(url).unwrap();
+            assert_eq!((s.endpoint.as_str(), s.host.as_str()), (endpoint, host));
+        }
         assert!(s
             .presign_get("id", 60)
             .starts_with("http://127.0.0.1:9000/b/id?X-Amz-"));

@@ -8,7 +8,7 @@ use std::sync::{Arc, Barrier};
 use serde_json::{json, Value};
 
 use super::pg::TestDb;
-use super::s3::moto;
+use super::s3::{object_store, ObjectStore, SECRET_KEY};
 use super::{artifact, http, Dev, Srv};
 
 const NEXT: &str = "/api/devices/v1/deployments/device/deployments/next";
@@ -29,12 +29,9 @@ fn start(db: &TestDb, storage: &str, env: &[(&str, &str)]) -> Srv {
 #[test]
 fn two_servers_on_one_database_and_bucket_serve_one_fleet() {
     let db = TestDb::new();
-    let m = moto();
-    let storage = format!("s3://mender-artifacts?endpoint={}&region=us-east-1", m.1);
-    let env = [
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-    ];
+    let m = object_store();
+    let storage = m.storage();
+    let env = ObjectStore::env(SECRET_KEY);
     let tmp = tempfile::tempdir().unwrap();
     Srv::create_user(&tmp.path().join("setup"), Some(&db.url));
     let a = start(&db, &storage, &env);
@@ -105,7 +102,7 @@ fn two_servers_on_one_database_and_bucket_serve_one_fleet() {
         assert_eq!(*status, 200, "{v}");
     }
     let uri = answers[0].1["artifact"]["source"]["uri"].as_str().unwrap();
-    assert!(uri.starts_with(&m.1), "not a bucket URL: {uri}");
+    assert!(uri.starts_with(&m.url), "not a bucket URL: {uri}");
     let part = http("GET", uri, None, &[("Range", "bytes=500-")], None);
     assert_eq!((part.status, &part.body[..]), (206, &bytes[500..]));
 
