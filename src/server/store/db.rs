@@ -552,27 +552,22 @@ fn pool_error(e: &r2d2::Error) -> String {
 /// `url` with any password replaced by `***`.
 pub fn redact(url: &str) -> String {
     if url.contains("://") {
-        let parts = pgtls::url_parts(url);
-        let mut out = match parts.creds {
+        let mut out = match pgtls::url_parts(url).creds {
             Some((start, at)) => match url[start..at].split_once(':') {
                 Some((user, _)) => format!("{}{user}:***{}", &url[..start], &url[at..]),
                 None => url.to_string(),
             },
             None => url.to_string(),
         };
-        if let Some(q) = pgtls::url_parts(&out).query {
-            let query = out[q..]
-                .split('&')
-                .map(|kv| {
-                    if kv.starts_with("password=") {
-                        "password=***"
-                    } else {
-                        kv
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join("&");
-            out.replace_range(q.., &query);
+        // A password among the parameters too.
+        let mut from = 0;
+        while let Some(i) = out[from..].find("password=").map(|i| from + i) {
+            let value = i + "password=".len();
+            let end = out[value..].find('&').map_or(out.len(), |e| value + e);
+            if i > 0 && matches!(out.as_bytes()[i - 1], b'?' | b'&') {
+                out.replace_range(value..end, "***");
+            }
+            from = value;
         }
         return out;
     }
@@ -632,6 +627,10 @@ mod tests {
         assert_eq!(
             redact("postgresql://db/y?sslrootcert=/c@a.pem&password=x"),
             "postgresql://db/y?sslrootcert=/c@a.pem&password=***"
+        );
+        assert_eq!(
+            redact("postgres://u:p@ss/w@db/y?password=a&x=1"),
+            "postgres://u:***@db/y?password=***&x=1"
         );
     }
 

@@ -181,17 +181,21 @@ pub(crate) struct UrlParts {
     pub query: Option<usize>,
 }
 
-/// Finds the credentials and the query of a `postgres://` URL: the credentials end at the
-/// last `@` before the first `/` (so that a query may hold `@` and `/`), the query starts at
-/// the first `?` after them.
+/// Finds the credentials and the query of a `postgres://` URL as the driver does: the query
+/// starts at the first `?` after the first `@`; the credentials end at the last `@` before it
+/// (the driver would stop at the first, but an unencoded `@` in a password is better hidden
+/// whole in messages).
 pub(crate) fn url_parts(url: &str) -> UrlParts {
     let start = url.find("://").map_or(0, |i| i + 3);
     let rest = &url[start..];
-    let slash = rest.find('/').unwrap_or(rest.len());
-    let creds = rest[..slash].rfind('@').map(|at| (start, start + at));
-    let after = creds.map_or(start, |(_, at)| at + 1);
-    let query = url[after..].find('?').map(|i| after + i + 1);
-    UrlParts { creds, query }
+    let first_at = rest.find('@');
+    let from = first_at.map_or(0, |a| a + 1);
+    let query = rest[from..].find('?').map(|i| from + i);
+    let creds = first_at.and_then(|_| rest[..query.unwrap_or(rest.len())].rfind('@'));
+    UrlParts {
+        creds: creds.map(|at| (start, start + at)),
+        query: query.map(|q| start + q + 1),
+    }
 }
 
 fn percent_decode(s: &str) -> String {
