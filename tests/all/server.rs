@@ -11,6 +11,8 @@ mod cli;
 mod client;
 #[path = "server_pg.rs"]
 pub mod pg;
+#[path = "server_pgtls.rs"]
+mod pgtls;
 #[path = "server_s3.rs"]
 mod s3;
 #[path = "server_scale.rs"]

@@ -40,8 +40,10 @@ pub struct DataArgs {
     pub data: PathBuf,
     /// Metadata database: sqlite:PATH, or postgres://USER:PASSWORD@HOST[:PORT]/DBNAME for a
     /// PostgreSQL database that several servers can share (the schema is created and migrated
-    /// on start); also read from MENDER_SERVER_DATABASE, which keeps a password off the
-    /// command line [default: sqlite:DATA/server.db]
+    /// on start; TLS as libpq's ?sslmode=disable|prefer|require|verify-ca|verify-full and
+    /// &sslrootcert=CA.pem, default prefer, webpki roots without sslrootcert); also read from
+    /// MENDER_SERVER_DATABASE, which keeps a password off the command line
+    /// [default: sqlite:DATA/server.db]
     #[arg(
         long,
         value_name = "URL",

@@ -15,6 +15,7 @@ use std::time::Duration;
 use postgres::types::{FromSql, IsNull, ToSql, Type};
 use postgres::{GenericClient, IsolationLevel, Statement};
 
+use super::pgtls::{self, PgTls};
 use super::{pg_message, Result, StoreError};
 
 /// A column value or statement argument.
@@ -297,7 +298,7 @@ pub struct PgConn {
 }
 
 /// Makes and checks pooled connections.
-pub struct PgManager(postgres::Config);
+pub struct PgManager(postgres::Config, PgTls);
 
 impl r2d2::ManageConnection for PgManager {
     type Connection = PgConn;
@@ -305,7 +306,7 @@ impl r2d2::ManageConnection for PgManager {
 
     fn connect(&self) -> std::result::Result<PgConn, postgres::Error> {
         Ok(PgConn {
-            client: self.0.connect(postgres::NoTls)?,
+            client: self.0.connect(self.1.clone())?,
             prepared: HashMap::new(),
         })
     }
@@ -424,7 +425,11 @@ impl Backend {
     }
 
     fn connect_postgres(url: &str, size: u32) -> Result<Backend> {
-        let mut config: postgres::Config = url
+        // libpq's sslmode and sslrootcert, which the driver does not know, taken out first.
+        let tls_error = |e: String| StoreError::Connect(format!("{}: {e}", redact(url)));
+        let (driver_url, tls) = pgtls::split_url(url).map_err(tls_error)?;
+        let tls = PgTls::new(&tls).map_err(tls_error)?;
+        let mut config: postgres::Config = driver_url
             .parse()
             .map_err(|e: postgres::Error| StoreError::Url(format!("{}: {e}", redact(url))))?;
         if config.get_connect_timeout().is_none() {
@@ -432,14 +437,14 @@ impl Backend {
         }
         // One connection first, for a precise error (the pool only reports a timeout).
         config
-            .connect(postgres::NoTls)
+            .connect(tls.clone())
             .map_err(|e| StoreError::Connect(format!("{}: {}", redact(url), pg_message(&e))))?;
         let pool = r2d2::Pool::builder()
             .max_size(size.max(1))
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(10))
             .error_handler(Box::new(r2d2::NopErrorHandler))
-            .build(PgManager(config))
+            .build(PgManager(config, tls))
             .map_err(|e| StoreError::Connect(format!("{}: {}", redact(url), pool_error(&e))))?;
         Ok(Backend::Postgres(PgPool(Some(pool))))
     }
@@ -556,12 +561,25 @@ fn pool_error(e: &r2d2::Error) -> String {
 
 /// `url` with any password replaced by `***`.
 pub fn redact(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://") {
-        if let Some((cred, host)) = rest.rsplit_once('@') {
-            if let Some((user, _)) = cred.split_once(':') {
-                return format!("{scheme}://{user}:***@{host}");
+    if url.contains("://") {
+        let mut out = match pgtls::url_parts(url).creds {
+            Some((start, at)) => match url[start..at].split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..start], &url[at..]),
+                None => url.to_string(),
+            },
+            None => url.to_string(),
+        };
+        // A password among the parameters too.
+        let mut from = 0;
+        while let Some(i) = out[from..].find("password=").map(|i| from + i) {
+            let value = i + "password=".len();
+            let end = out[value..].find('&').map_or(out.len(), |e| value + e);
+            if i > 0 && matches!(out.as_bytes()[i - 1], b'?' | b'&') {
+                out.replace_range(value..end, "***");
             }
+            from = value;
         }
+        return out;
     }
     url.split_whitespace()
         .map(|kv| {
@@ -612,6 +630,18 @@ mod tests {
             "host=db user=m password=*** dbname=y"
         );
         assert_eq!(redact("postgres://db/mender"), "postgres://db/mender");
+        assert_eq!(
+            redact("postgres://m:x@db/y?sslmode=verify-full&sslrootcert=/etc/a@b/ca.pem"),
+            "postgres://m:***@db/y?sslmode=verify-full&sslrootcert=/etc/a@b/ca.pem"
+        );
+        assert_eq!(
+            redact("postgresql://db/y?sslrootcert=/c@a.pem&password=x"),
+            "postgresql://db/y?sslrootcert=/c@a.pem&password=***"
+        );
+        assert_eq!(
+            redact("postgres://u:p@ss/w@db/y?password=a&x=1"),
+            "postgres://u:***@db/y?password=***&x=1"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod db;
 mod deployments;
 mod devices;
 mod inventory;
+mod pgtls;
 mod picking;
 mod schema;
 mod users;
