@@ -15,7 +15,8 @@ use std::time::Duration;
 use postgres::types::{FromSql, IsNull, ToSql, Type};
 use postgres::{GenericClient, IsolationLevel, Statement};
 
-use super::pgtls::{self, PgTls};
+use super::pgtls::PgTls;
+use super::pgurl;
 use super::{pg_message, Result, StoreError};
 
 /// A column value or statement argument.
@@ -427,7 +428,7 @@ impl Backend {
     fn connect_postgres(url: &str, size: u32) -> Result<Backend> {
         // libpq's sslmode and sslrootcert, which the driver does not know, taken out first.
         let tls_error = |e: String| StoreError::Connect(format!("{}: {e}", redact(url)));
-        let (driver_url, tls) = pgtls::split_url(url).map_err(tls_error)?;
+        let (driver_url, tls) = pgurl::split_url(url).map_err(tls_error)?;
         let tls = PgTls::new(&tls).map_err(tls_error)?;
         let mut config: postgres::Config = driver_url
             .parse()
@@ -562,7 +563,7 @@ fn pool_error(e: &r2d2::Error) -> String {
 /// `url` with any password replaced by `***`.
 pub fn redact(url: &str) -> String {
     if url.contains("://") {
-        let mut out = match pgtls::url_parts(url).creds {
+        let mut out = match pgurl::url_parts(url).creds {
             Some((start, at)) => match url[start..at].split_once(':') {
                 Some((user, _)) => format!("{}{user}:***{}", &url[..start], &url[at..]),
                 None => url.to_string(),

@@ -8,6 +8,7 @@ mod deployments;
 mod devices;
 mod inventory;
 mod pgtls;
+mod pgurl;
 mod picking;
 mod schema;
 mod users;
