@@ -326,6 +326,21 @@ fn connections_are_encrypted_and_checked_as_sslmode_says() {
     let token = srv.login();
     let a = srv.get("/api/management/v2/devauth/devices", &token);
     assert_eq!(a.status, 200, "{}", a.text());
+    // The database restarts under the running server: its pooled connections are gone, and
+    // the next requests, reads and writes, go through on new ones.
+    pg.pg_ctl("restart", "on");
+    let again = srv.login();
+    let a = srv.get("/api/management/v2/devauth/devices", &again);
+    assert_eq!(a.status, 200, "{}", a.text());
+    pg.pg_ctl("restart", "on");
+    let out = super::http(
+        "POST",
+        &format!("{}/api/management/v1/useradm/auth/logout", srv.url),
+        Some(&again),
+        &[],
+        None,
+    );
+    assert_eq!(out.status, 202, "{}", out.text());
     drop(srv);
 
     // A server without TLS, and verify-full insists.

@@ -375,6 +375,21 @@ impl<C: GenericClient> Db for Pg<'_, C> {
     }
 }
 
+/// How many lost connections a statement moves past: every pooled one, and a new one.
+const LOST_RETRIES: u32 = super::PG_POOL_SIZE + 1;
+
+/// True when the connection itself is gone: closed, or ended by the server (restarted or
+/// shut down), so that the same statements on a new connection may well succeed.
+fn connection_lost(e: &postgres::Error) -> bool {
+    use postgres::error::SqlState;
+    e.is_closed()
+        || e.code().is_some_and(|c| {
+            *c == SqlState::ADMIN_SHUTDOWN
+                || *c == SqlState::CRASH_SHUTDOWN
+                || *c == SqlState::CANNOT_CONNECT_NOW
+        })
+}
+
 /// True for errors after which a transaction is worth running again.
 fn retryable(e: &StoreError) -> bool {
     use postgres::error::SqlState;
@@ -443,6 +458,9 @@ impl Backend {
         let pool = r2d2::Pool::builder()
             .max_size(size.max(1))
             .min_idle(Some(1))
+            // A closed connection is noticed when it is handed back (and the statement run
+            // again), so no round trip is spent checking each one out.
+            .test_on_check_out(false)
             .connection_timeout(Duration::from_secs(10))
             .error_handler(Box::new(r2d2::NopErrorHandler))
             .build(PgManager(config, tls))
@@ -463,16 +481,27 @@ impl Backend {
     }
 
     /// Runs `f` outside a transaction (SQLite: under the lock).
-    pub fn read<T: Send>(&self, f: impl FnOnce(&mut dyn Db) -> Result<T> + Send) -> Result<T> {
+    /// On PostgreSQL a read that finds its pooled connection closed (the database restarted)
+    /// is run again on another (each pooled connection may have been closed).
+    pub fn read<T: Send>(&self, mut f: impl FnMut(&mut dyn Db) -> Result<T> + Send) -> Result<T> {
         match self {
             Backend::Sqlite(m) => f(&mut Sqlite(&Self::lock(m))),
             Backend::Postgres(pool) => off_runtime(|| {
-                let mut c = Self::pg(pool)?;
-                let c = &mut *c;
-                f(&mut Pg {
-                    client: &mut c.client,
-                    prepared: &mut c.prepared,
-                })
+                let mut attempt = 0;
+                loop {
+                    let mut c = Self::pg(pool)?;
+                    let c = &mut *c;
+                    let out = f(&mut Pg {
+                        client: &mut c.client,
+                        prepared: &mut c.prepared,
+                    });
+                    match out {
+                        Err(StoreError::Pg(e)) if connection_lost(&e) && attempt < LOST_RETRIES => {
+                            attempt += 1
+                        }
+                        other => return other,
+                    }
+                }
             }),
         }
     }
@@ -499,16 +528,20 @@ impl Backend {
                 Ok(out)
             }
             Backend::Postgres(pool) => off_runtime(|| {
-                let mut c = Self::pg(pool)?;
-                let c = &mut *c;
-                let mut attempt = 0;
+                let (mut attempt, mut reconnected) = (0, 0);
                 loop {
-                    let mut run = || -> Result<T> {
-                        let mut tx = c
-                            .client
-                            .build_transaction()
-                            .isolation_level(level)
-                            .start()?;
+                    let mut c = Self::pg(pool)?;
+                    let c = &mut *c;
+                    let tx = c.client.build_transaction().isolation_level(level).start();
+                    let mut tx = match tx {
+                        // Nothing was sent yet: a connection the database closed is replaced.
+                        Err(e) if connection_lost(&e) && reconnected < LOST_RETRIES => {
+                            reconnected += 1;
+                            continue;
+                        }
+                        other => other?,
+                    };
+                    let run = || -> Result<T> {
                         let out = f(&mut Pg {
                             client: &mut tx,
                             prepared: &mut c.prepared,

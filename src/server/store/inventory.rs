@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::super::clock;
-use super::db::{args, Val};
+use super::db::{args, Dialect, Val};
 use super::{Result, Store};
 
 /// One inventory attribute.
@@ -57,6 +57,11 @@ impl Store {
         }
         self.db
             .write_at(postgres::IsolationLevel::ReadCommitted, |db| {
+                if db.dialect() == Dialect::Postgres {
+                    // Devices send their inventory again and again: a crash of the database
+                    // may lose its last moments rather than each request wait for a flush.
+                    db.exec("SET LOCAL synchronous_commit TO OFF", &[])?;
+                }
                 if replace {
                     let have: Vec<String> = db.col(
                         "SELECT name FROM inventory WHERE device_id=?1",

@@ -103,7 +103,7 @@ impl Store {
     }
 
     /// Runs `f` on the database outside a transaction.
-    fn read<T: Send>(&self, f: impl FnOnce(&mut dyn Db) -> Result<T> + Send) -> Result<T> {
+    fn read<T: Send>(&self, f: impl FnMut(&mut dyn Db) -> Result<T> + Send) -> Result<T> {
         self.db.read(f)
     }
 
