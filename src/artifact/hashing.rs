@@ -14,6 +14,8 @@ use super::error::ArtifactError;
 const OFFLOAD_MIN: u64 = 4 << 20;
 /// Bytes handed to the hashing thread at a time.
 const CHUNK: usize = 1 << 20;
+/// Chunks that may wait for the hashing thread.
+const QUEUE: usize = 4;
 
 /// SHA-256 that runs on a worker thread for large inputs, so hashing overlaps with
 /// (de)compression on the calling thread.
@@ -30,6 +32,8 @@ pub enum StreamHasher {
         handle: Option<JoinHandle<()>>,
         /// Data gathered into large chunks, so the thread is woken rarely.
         pending: Vec<u8>,
+        /// Chunks the thread has hashed, to be filled again.
+        back: Receiver<Vec<u8>>,
     },
 }
 
@@ -39,12 +43,17 @@ impl StreamHasher {
         if size < OFFLOAD_MIN {
             return StreamHasher::Inline(Sha256::new());
         }
-        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(4);
+        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(QUEUE);
         let (rtx, result) = mpsc::sync_channel(1);
+        // Hashed chunks come back to be filled again: no allocation (and no fresh pages to
+        // fault in) per chunk.
+        let (back_tx, back) = mpsc::sync_channel::<Vec<u8>>(QUEUE + 2);
         let handle = std::thread::spawn(move || {
             let mut h = Sha256::new();
-            for chunk in rx {
+            for mut chunk in rx {
                 h.update(&chunk);
+                chunk.clear();
+                let _ = back_tx.try_send(chunk);
             }
             let _ = rtx.send(h.finalize().into());
         });
@@ -53,6 +62,7 @@ impl StreamHasher {
             result,
             handle: Some(handle),
             pending: Vec::with_capacity(CHUNK),
+            back,
         }
     }
 
@@ -60,14 +70,19 @@ impl StreamHasher {
     pub fn update(&mut self, data: &[u8]) {
         match self {
             StreamHasher::Inline(h) => h.update(data),
-            StreamHasher::Worker { tx, pending, .. } => {
+            StreamHasher::Worker {
+                tx, pending, back, ..
+            } => {
                 let mut data = data;
                 while !data.is_empty() {
                     let n = data.len().min(CHUNK - pending.len());
                     pending.extend_from_slice(&data[..n]);
                     data = &data[n..];
                     if pending.len() == CHUNK {
-                        let full = std::mem::replace(pending, Vec::with_capacity(CHUNK));
+                        let next = back
+                            .try_recv()
+                            .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+                        let full = std::mem::replace(pending, next);
                         if let Some(tx) = tx {
                             let _ = tx.send(full);
                         }
@@ -86,6 +101,7 @@ impl StreamHasher {
                 result,
                 handle,
                 pending,
+                ..
             } => {
                 if let Some(tx) = tx.take() {
                     if !pending.is_empty() {
