@@ -16,6 +16,7 @@ mod signature;
 mod signing;
 #[cfg(test)]
 mod test_keys;
+pub(crate) mod tls_verify;
 mod verifying;
 
 use std::fmt;

@@ -11,11 +11,10 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, StreamOwned};
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 use ureq::config::Config;
 use ureq::tls::TlsConfig;
 use ureq::unversioned::resolver::DefaultResolver;
@@ -26,6 +25,7 @@ use ureq::unversioned::transport::{
 use ureq::Agent;
 
 use super::{HttpOptions, SourceError};
+use crate::crypto::tls_verify::FallbackVerifier;
 
 /// The TLS settings ureq applies itself: everything except extra trusted certificates.
 pub(super) fn ureq_tls(opts: &HttpOptions) -> TlsConfig {
@@ -77,71 +77,17 @@ fn client_config(path: &Path) -> Result<ClientConfig, SourceError> {
         .with_safe_default_protocol_versions()
         .map_err(|e| fail(e.to_string()))?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(PinningVerifier { inner, pinned }))
+        .with_custom_certificate_verifier(Arc::new(FallbackVerifier::new(
+            inner,
+            "pinned certificates",
+            // The chain is checked against the roots, and failing that the certificate may be
+            // one of the trusted ones itself: a self-signed server certificate made with a plain
+            // `openssl req -x509` (which marks it as a CA, so webpki refuses it as a server
+            // certificate) works as a `ServerCertificate`, as it does with the C++ client.
+            Box::new(move |_, end_entity| pinned.iter().any(|c| c.as_ref() == end_entity.as_ref())),
+        )))
         .with_no_client_auth();
     Ok(config)
-}
-
-/// Chain verification against the roots, and failing that, an exact match with one of the
-/// trusted certificates. The fallback is what lets a self-signed server certificate made with
-/// a plain `openssl req -x509` (which marks it as a CA, so webpki refuses it as a server
-/// certificate) work as a `ServerCertificate`, as it does with the C++ client.
-#[derive(Debug)]
-struct PinningVerifier {
-    inner: Arc<WebPkiServerVerifier>,
-    pinned: Vec<CertificateDer<'static>>,
-}
-
-impl ServerCertVerifier for PinningVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let verified = self.inner.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        );
-        match verified {
-            Err(_)
-                if self
-                    .pinned
-                    .iter()
-                    .any(|c| c.as_ref() == end_entity.as_ref()) =>
-            {
-                Ok(ServerCertVerified::assertion())
-            }
-            other => other,
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
 }
 
 /// Wraps the TCP (or proxy tunnel) transport in TLS with our client configuration.

@@ -35,6 +35,7 @@ use sha2::Digest;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::pgurl::{SslMode, TlsParams};
+use crate::crypto::tls_verify::FallbackVerifier;
 
 /// What is checked of the server's certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,7 +90,20 @@ impl PgTls {
             if check == Check::Full {
                 inner
             } else {
-                Arc::new(ChainOnly(inner))
+                // The name is checked last: a wrong name means the chain was good.
+                Arc::new(FallbackVerifier::new(
+                    inner,
+                    "chain only",
+                    Box::new(|e, _| {
+                        matches!(
+                            e,
+                            rustls::Error::InvalidCertificate(
+                                CertificateError::NotValidForName
+                                    | CertificateError::NotValidForNameContext { .. }
+                            )
+                        )
+                    }),
+                ))
             }
         };
         let config = ClientConfig::builder_with_provider(provider)
@@ -268,54 +282,6 @@ fn der_next(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let end = header.checked_add(len)?;
     let contents = b.get(header..end)?;
     Some((tag, contents, &b[end..]))
-}
-
-/// Checks the chain but not the host name (`verify-ca`).
-#[derive(Debug)]
-struct ChainOnly(Arc<WebPkiServerVerifier>);
-
-impl ServerCertVerifier for ChainOnly {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        // The name is checked last: a wrong name means the chain was good.
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
-            other => other,
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.supported_verify_schemes()
-    }
 }
 
 /// Takes any certificate, but checks that the server holds its key (`prefer`, `require`).
