@@ -185,6 +185,7 @@ fn deployment_row(r: &Row) -> Result<DeploymentRecord> {
         artifacts: serde_json::from_str(&arts).unwrap_or_default(),
         groups: serde_json::from_str(&groups).unwrap_or_default(),
         total_size: r.get(9)?,
+        // Every status present; the counts are added by the caller.
         stats: STATUSES.iter().map(|s| (s.to_string(), 0)).collect(),
     })
 }
@@ -260,13 +261,31 @@ impl Store {
     ) -> Result<(Vec<DeploymentRecord>, i64)> {
         let order = if ascending { "ASC" } else { "DESC" };
         let sql = format!("SELECT {DCOLS} FROM deployments ORDER BY seq {order}");
+        // Every deployment's counts in one query rather than one query a deployment.
+        let (rows, counts) = self.read(|db| {
+            Ok((
+                db.rows(&sql, &[])?,
+                db.rows(
+                    "SELECT deployment_id, status, COUNT(*) FROM device_deployments \
+                     GROUP BY deployment_id, status",
+                    &[],
+                )?,
+            ))
+        })?;
+        let mut by_id: std::collections::HashMap<String, Vec<(String, i64)>> = Default::default();
+        for c in &counts {
+            by_id
+                .entry(c.get(0)?)
+                .or_default()
+                .push((c.get(1)?, c.get(2)?));
+        }
         let mut matched = Vec::new();
-        for r in self.read(|db| db.rows(&sql, &[]))? {
-            let mut d = deployment_row(&r)?;
+        for r in &rows {
+            let mut d = deployment_row(r)?;
             if search.is_some_and(|s| !d.name.contains(s) && !d.artifact_name.contains(s)) {
                 continue;
             }
-            d.stats = self.stats(&d.id)?;
+            d.stats.extend(by_id.remove(&d.id).unwrap_or_default());
             if status.is_none_or(|s| s == d.status()) {
                 matched.push(d);
             }
@@ -280,31 +299,26 @@ impl Store {
         Ok((page, total))
     }
 
-    /// The count per device-deployment status of deployment `id` (every status present).
-    fn stats(&self, id: &str) -> Result<BTreeMap<String, i64>> {
-        let mut stats: BTreeMap<String, i64> =
-            STATUSES.iter().map(|s| (s.to_string(), 0)).collect();
-        let rows = self.read(|db| {
-            db.rows(
-                "SELECT status, COUNT(*) FROM device_deployments WHERE deployment_id=?1 \
-                 GROUP BY status",
-                args![id],
-            )
-        })?;
-        for r in rows {
-            stats.insert(r.get(0)?, r.get(1)?);
-        }
-        Ok(stats)
-    }
-
     /// One deployment with its statistics.
     pub fn deployment(&self, id: &str) -> Result<Option<DeploymentRecord>> {
         let sql = format!("SELECT {DCOLS} FROM deployments WHERE id=?1");
-        let Some(r) = self.read(|db| db.row(&sql, args![id]))? else {
+        let (row, counts) = self.read(|db| {
+            Ok((
+                db.row(&sql, args![id])?,
+                db.rows(
+                    "SELECT status, COUNT(*) FROM device_deployments WHERE deployment_id=?1 \
+                     GROUP BY status",
+                    args![id],
+                )?,
+            ))
+        })?;
+        let Some(r) = row else {
             return Ok(None);
         };
         let mut d = deployment_row(&r)?;
-        d.stats = self.stats(id)?;
+        for c in counts {
+            d.stats.insert(c.get(0)?, c.get(1)?);
+        }
         Ok(Some(d))
     }
 
