@@ -186,6 +186,28 @@ impl Srv {
         )
     }
 
+    /// A DELETE of `path`, without a body.
+    pub fn delete(&self, path: &str, token: &str) -> Answer {
+        http(
+            "DELETE",
+            &format!("{}{path}", self.url),
+            Some(token),
+            &[],
+            None,
+        )
+    }
+
+    /// Logs the user token `token` out.
+    pub fn logout(&self, token: &str) -> Answer {
+        http(
+            "POST",
+            &format!("{}/api/management/v1/useradm/auth/logout", self.url),
+            Some(token),
+            &[],
+            None,
+        )
+    }
+
     pub fn send(&self, method: &str, path: &str, token: &str, body: &Value) -> Answer {
         let b = serde_json::to_vec(body).unwrap();
         http(

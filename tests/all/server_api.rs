@@ -82,13 +82,7 @@ fn preauthorized_devices_are_accepted_on_first_request() {
         .as_str()
         .unwrap()
         .to_string();
-    let d = http(
-        "DELETE",
-        &format!("{}/api/management/v2/devauth/devices/{id}", srv.url),
-        Some(&user),
-        &[],
-        None,
-    );
+    let d = srv.delete(&format!("/api/management/v2/devauth/devices/{id}"), &user);
     assert_eq!(d.status, 204);
     assert_eq!(dev.auth(&srv).status, 401);
     assert_eq!(srv.device(&user, "pre").unwrap()["status"], "pending");
@@ -442,13 +436,7 @@ fn a_deployment_runs_from_upload_to_statistics() {
         &json!({"status": "aborted"}),
     );
     assert_eq!(ab.status, 422);
-    let del = http(
-        "DELETE",
-        &format!("{}{loc}", srv.url),
-        Some(&user),
-        &[],
-        None,
-    );
+    let del = srv.delete(&loc, &user);
     assert_eq!(del.status, 204);
     assert_eq!(http("GET", &uri, None, &[], None).status, 404);
 }
@@ -485,15 +473,9 @@ fn aborted_deployments_answer_409_to_status_reports() {
         .get("/api/management/v1/deployments/artifacts?name=rel-3", &user)
         .json();
     let art_id = arts[0]["id"].as_str().unwrap();
-    let del = http(
-        "DELETE",
-        &format!(
-            "{}/api/management/v1/deployments/artifacts/{art_id}",
-            srv.url
-        ),
-        Some(&user),
-        &[],
-        None,
+    let del = srv.delete(
+        &format!("/api/management/v1/deployments/artifacts/{art_id}"),
+        &user,
     );
     assert_eq!(del.status, 409);
     assert_eq!(srv.send("POST", NEXT, &a_tok, &provides("old")).status, 200);
@@ -652,13 +634,7 @@ fn logout_revokes_the_user_token() {
     let me = srv.get("/api/management/v1/useradm/users/me", &user);
     assert_eq!(me.status, 200);
     assert_eq!(me.json()["email"], super::USER);
-    let out = http(
-        "POST",
-        &format!("{}/api/management/v1/useradm/auth/logout", srv.url),
-        Some(&user),
-        &[],
-        None,
-    );
+    let out = srv.logout(&user);
     assert_eq!(out.status, 202, "{}", out.text());
     assert_eq!(
         srv.get("/api/management/v1/useradm/users/me", &user).status,

@@ -333,13 +333,7 @@ fn connections_are_encrypted_and_checked_as_sslmode_says() {
     let a = srv.get("/api/management/v2/devauth/devices", &again);
     assert_eq!(a.status, 200, "{}", a.text());
     pg.pg_ctl("restart", "on");
-    let out = super::http(
-        "POST",
-        &format!("{}/api/management/v1/useradm/auth/logout", srv.url),
-        Some(&again),
-        &[],
-        None,
-    );
+    let out = srv.logout(&again);
     assert_eq!(out.status, 202, "{}", out.text());
     drop(srv);
 

@@ -238,12 +238,9 @@ fn artifacts_in_s3_are_served_by_presigned_urls() {
         &json!({"status": "aborted"}),
     );
     assert_eq!(abort.status, 204);
-    let del = http(
-        "DELETE",
-        &format!("{}/api/management/v1/deployments/artifacts/{id}", srv.url),
-        Some(&user),
-        &[],
-        None,
+    let del = srv.delete(
+        &format!("/api/management/v1/deployments/artifacts/{id}"),
+        &user,
     );
     assert_eq!(del.status, 204, "{}", del.text());
     assert_eq!(m.objects(), Vec::<String>::new());

@@ -127,13 +127,7 @@ fn two_servers_on_one_database_and_bucket_serve_one_fleet() {
     }
 
     // A logout on one server revokes the token on the other.
-    let out = http(
-        "POST",
-        &format!("{}/api/management/v1/useradm/auth/logout", a.url),
-        Some(&ua),
-        &[],
-        None,
-    );
+    let out = a.logout(&ua);
     assert_eq!(out.status, 202, "{}", out.text());
     assert_eq!(b.get(DEPLOYMENTS, &ua).status, 401);
 }
