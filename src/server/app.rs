@@ -62,6 +62,12 @@ impl AppState {
             .map_err(|e| ServeError::Io(config.data_dir.display().to_string(), e))?;
         let store = Store::open_url(&config.database_url())?;
         let blobs = BlobStore::open_url(&config.storage_url(), &config.data_dir)?;
+        let mut config = config;
+        if matches!(blobs, BlobStore::S3 { .. }) {
+            // One S3 PUT stores at most 5 GiB: larger uploads are refused up front (413)
+            // rather than after they were received and checked.
+            config.max_artifact_size = config.max_artifact_size.min(5 << 30);
+        }
         let token_key = store.secret("token-key", || ids::random_bytes(32))?;
         let link_key = store.secret("link-key", || ids::random_bytes(32))?;
         Ok(AppState {

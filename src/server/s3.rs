@@ -21,6 +21,8 @@ pub struct S3Store {
     region: String,
     access_key: String,
     secret_key: String,
+    /// One agent for every request: connections are reused, and none waits forever.
+    agent: ureq::Agent,
 }
 
 /// A storage URL that cannot be used.
@@ -61,6 +63,20 @@ fn stamps(now: OffsetDateTime) -> (String, String) {
 
 fn io_err(what: String) -> io::Error {
     io::Error::other(what)
+}
+
+/// An object store that stops answering is given up on after this long without progress.
+const STALL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The HTTP agent the store's requests go through.
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(STALL))
+        .timeout_per_read(Some(STALL))
+        .timeout_per_write(Some(STALL))
+        .build()
+        .into()
 }
 
 impl S3Store {
@@ -109,6 +125,7 @@ impl S3Store {
             host,
             bucket: bucket.to_string(),
             region,
+            agent: agent(),
         })
     }
 
@@ -172,10 +189,7 @@ impl S3Store {
             self.scope(&date),
             self.signature(&date, &full, &canonical)
         );
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
+        let agent = &self.agent;
         let req = ureq::http::Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.endpoint))
@@ -250,6 +264,7 @@ mod tests {
             region: "us-east-1".into(),
             access_key: "AKIAIOSFODNN7EXAMPLE".into(),
             secret_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
+            agent: agent(),
         };
         let canonical = "GET\n/test.txt\nX-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=\
             AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=\
@@ -289,6 +304,7 @@ mod tests {
             region: "us-east-1".into(),
             access_key: "k".into(),
             secret_key: "s".into(),
+            agent: agent(),
         };
         f(&store).unwrap();
         let head = server.join().unwrap();

@@ -169,3 +169,16 @@ fn https_with_a_given_certificate_works_for_curl_and_mender_cli() {
 }
 
 super::pg::on_postgres!(mender_cli_logs_in_uploads_and_lists);
+
+#[test]
+fn link_lifetimes_s3_cannot_sign_are_refused() {
+    for bad in ["0", "604801"] {
+        let out = std::process::Command::new(super::bin())
+            .args(["serve", "--link-lifetime", bad])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "--link-lifetime {bad}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("not in 1..=604800"), "{err}");
+    }
+}

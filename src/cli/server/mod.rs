@@ -74,8 +74,10 @@ pub struct ServeArgs {
     /// TLS private key (PEM) for --tls-cert
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
-    /// Lifetime of artifact download links, seconds
-    #[arg(long, default_value_t = 86400, value_name = "SECS")]
+    /// Lifetime of artifact download links, seconds (at most 7 days, what S3's pre-signed
+    /// URLs allow)
+    #[arg(long, default_value_t = 86400, value_name = "SECS",
+          value_parser = clap::value_parser!(i64).range(1..=604_800))]
     link_lifetime: i64,
     /// Lifetime of device and user tokens, seconds
     #[arg(long, default_value_t = 604800, value_name = "SECS")]
