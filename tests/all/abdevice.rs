@@ -449,9 +449,12 @@ impl AbDevice {
 
     /// The first `len` bytes of partition B as the host sees them.
     pub fn partition_b(&self, len: usize) -> Vec<u8> {
-        let mut buf = vec![0u8; len];
-        std::io::Read::read_exact(&mut fs::File::open(&self.b.0).unwrap(), &mut buf).unwrap();
-        buf
+        head(&self.b.0, len)
+    }
+
+    /// The first `len` bytes of partition A as the host sees them.
+    pub fn partition_a(&self, len: usize) -> Vec<u8> {
+        head(&self.a.0, len)
     }
 
     /// The version of the running root filesystem, read inside the device.
@@ -508,4 +511,11 @@ impl AbDevice {
         self.host("rm -rf \"$D/data\"; cp -a \"$D/data.saved\" \"$D/data\"");
         self.booted = self.a.number();
     }
+}
+
+/// The first `len` bytes of `path`.
+fn head(path: &str, len: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; len];
+    std::io::Read::read_exact(&mut fs::File::open(path).unwrap(), &mut buf).unwrap();
+    buf
 }

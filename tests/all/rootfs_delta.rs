@@ -167,3 +167,38 @@ fn power_cut_while_applying_a_delta() {
     dev.update(&["commit"]).ok();
     assert_eq!(dev.installed(), "rootfs-v3");
 }
+
+/// A delta whose artifact promises another image than the patch builds is refused before
+/// the passive partition is written.
+#[test]
+fn delta_building_another_image_than_promised_is_refused_up_front() {
+    let (mut dev, delta) = device_on_v2(Loader::Uboot);
+    let other = "0".repeat(64);
+    ma(
+        &dev.path(""),
+        &[
+            "modify",
+            delta.to_str().unwrap(),
+            "-p",
+            &format!("rootfs-image.checksum:{other}"),
+        ],
+    )
+    .ok();
+    // v2 runs from B: A is the passive partition.
+    let passive = dev.partition_a(4 << 20);
+    let env = dev.env_bytes();
+    let r = dev.install(&delta, &[]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("builds an image with sha256"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        dev.partition_a(4 << 20),
+        passive,
+        "the passive partition was written"
+    );
+    assert_eq!(dev.env_bytes(), env);
+    assert_eq!(dev.reboot(), "rootfs-v2");
+}

@@ -128,6 +128,16 @@ pub enum RootfsError {
         /// SHA-256 of what was written.
         found: String,
     },
+    /// The delta's header says it builds another image than the artifact provides.
+    #[error("delta payload {name} builds an image with sha256 {found}, but the artifact provides rootfs-image.checksum {expected}")]
+    DeltaPromise {
+        /// The payload file name.
+        name: String,
+        /// `rootfs-image.checksum` from the artifact's provides.
+        expected: String,
+        /// The target SHA-256 in the patch header.
+        found: String,
+    },
     /// Install without a successful download in this update.
     #[error("no verified rootfs download in this update ({} missing)", marker.display())]
     NotDownloaded {
@@ -285,6 +295,16 @@ impl<'a> RootfsHandler<'a> {
             source,
         };
         let header = PatchHeader::read_from(&mut &mut *data).map_err(delta_err)?;
+        // A patch that builds some other image is refused before the passive partition is
+        // touched (the result is checked again once written).
+        let promised = hex::encode(header.target_sha256);
+        if !promised.eq_ignore_ascii_case(expected) {
+            return Err(RootfsError::DeltaPromise {
+                name: name.to_owned(),
+                expected: expected.to_owned(),
+                found: promised,
+            });
+        }
         let active = Path::new(&slots.active.device);
         let source = std::fs::File::open(active).map_err(|e| RootfsError::Partition {
             path: active.to_owned(),
