@@ -9,13 +9,26 @@ use std::thread::JoinHandle;
 use sha2::{Digest, Sha256};
 
 use super::error::ArtifactError;
+use super::pchunk::all_zero;
 
 /// Files at least this large are hashed on a worker thread.
 const OFFLOAD_MIN: u64 = 4 << 20;
 /// Bytes handed to the hashing thread at a time.
 const CHUNK: usize = 1 << 20;
-/// Chunks that may wait for the hashing thread.
-const QUEUE: usize = 4;
+/// Data chunks in flight to the hashing thread (the memory it may hold).
+const BUFFERS: usize = 6;
+/// Messages that may wait for the hashing thread. Runs of zeros travel as a count, without
+/// a buffer, so over the empty stretches of a disk image the caller may run far ahead and
+/// the two threads work at the same time rather than in turn.
+const QUEUE: usize = 256;
+
+/// What the hashing thread is given.
+pub enum Msg {
+    /// Bytes to hash.
+    Data(Vec<u8>),
+    /// This many zero bytes.
+    Zeros(usize),
+}
 
 /// SHA-256 that runs on a worker thread for large inputs, so hashing overlaps with
 /// (de)compression on the calling thread.
@@ -25,7 +38,7 @@ pub enum StreamHasher {
     /// Large input: chunks are sent to a hashing thread.
     Worker {
         /// Chunks to hash.
-        tx: Option<SyncSender<Vec<u8>>>,
+        tx: Option<SyncSender<Msg>>,
         /// The digest, once `tx` is closed.
         result: Receiver<[u8; 32]>,
         /// The hashing thread.
@@ -34,7 +47,18 @@ pub enum StreamHasher {
         pending: Vec<u8>,
         /// Chunks the thread has hashed, to be filled again.
         back: Receiver<Vec<u8>>,
+        /// Data buffers made so far, at most `BUFFERS`.
+        buffers: usize,
     },
+}
+
+fn hash_zeros(h: &mut Sha256, mut n: usize) {
+    static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+    while n > 0 {
+        let k = n.min(ZEROS.len());
+        h.update(&ZEROS[..k]);
+        n -= k;
+    }
 }
 
 impl StreamHasher {
@@ -43,17 +67,22 @@ impl StreamHasher {
         if size < OFFLOAD_MIN {
             return StreamHasher::Inline(Sha256::new());
         }
-        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(QUEUE);
+        let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUE);
         let (rtx, result) = mpsc::sync_channel(1);
         // Hashed chunks come back to be filled again: no allocation (and no fresh pages to
         // fault in) per chunk.
-        let (back_tx, back) = mpsc::sync_channel::<Vec<u8>>(QUEUE + 2);
+        let (back_tx, back) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
         let handle = std::thread::spawn(move || {
             let mut h = Sha256::new();
-            for mut chunk in rx {
-                h.update(&chunk);
-                chunk.clear();
-                let _ = back_tx.try_send(chunk);
+            for msg in rx {
+                match msg {
+                    Msg::Data(mut chunk) => {
+                        h.update(&chunk);
+                        chunk.clear();
+                        let _ = back_tx.try_send(chunk);
+                    }
+                    Msg::Zeros(n) => hash_zeros(&mut h, n),
+                }
             }
             let _ = rtx.send(h.finalize().into());
         });
@@ -63,6 +92,7 @@ impl StreamHasher {
             handle: Some(handle),
             pending: Vec::with_capacity(CHUNK),
             back,
+            buffers: 1,
         }
     }
 
@@ -71,22 +101,43 @@ impl StreamHasher {
         match self {
             StreamHasher::Inline(h) => h.update(data),
             StreamHasher::Worker {
-                tx, pending, back, ..
+                tx,
+                pending,
+                back,
+                buffers,
+                ..
             } => {
+                let Some(tx) = tx else { return };
                 let mut data = data;
                 while !data.is_empty() {
+                    if pending.is_empty() && data.len() >= CHUNK && all_zero(&data[..CHUNK]) {
+                        let _ = tx.send(Msg::Zeros(CHUNK));
+                        data = &data[CHUNK..];
+                        continue;
+                    }
                     let n = data.len().min(CHUNK - pending.len());
                     pending.extend_from_slice(&data[..n]);
                     data = &data[n..];
-                    if pending.len() == CHUNK {
-                        let next = back
-                            .try_recv()
-                            .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
-                        let full = std::mem::replace(pending, next);
-                        if let Some(tx) = tx {
-                            let _ = tx.send(full);
-                        }
+                    if pending.len() < CHUNK {
+                        continue;
                     }
+                    if all_zero(pending) {
+                        pending.clear();
+                        let _ = tx.send(Msg::Zeros(CHUNK));
+                        continue;
+                    }
+                    let next = match back.try_recv() {
+                        Ok(b) => b,
+                        Err(_) if *buffers < BUFFERS => {
+                            *buffers += 1;
+                            Vec::with_capacity(CHUNK)
+                        }
+                        // All buffers are queued: wait for one (a dead thread shows at
+                        // `finish`).
+                        Err(_) => back.recv().unwrap_or_else(|_| Vec::with_capacity(CHUNK)),
+                    };
+                    let full = std::mem::replace(pending, next);
+                    let _ = tx.send(Msg::Data(full));
                 }
             }
         }
@@ -105,7 +156,7 @@ impl StreamHasher {
             } => {
                 if let Some(tx) = tx.take() {
                     if !pending.is_empty() {
-                        let _ = tx.send(std::mem::take(pending));
+                        let _ = tx.send(Msg::Data(std::mem::take(pending)));
                     }
                 }
                 let sum = result
@@ -243,6 +294,23 @@ mod tests {
             let mut r = HashingReader::new(&bad[..], "x", size as u64, sum);
             let err = r.drain().unwrap_err();
             assert!(err.to_string().contains("checksum mismatch for x"), "{err}");
+        }
+    }
+
+    #[test]
+    fn zero_runs_hash_as_zeros() {
+        let mut data = vec![0u8; 9 << 20];
+        data[(3 << 20) + 5] = 1;
+        data[(9 << 20) - 1] = 2;
+        for split in [1 << 20, 100_000, 3 << 20] {
+            let mut h = StreamHasher::new(data.len() as u64);
+            for piece in data[7..].chunks(split) {
+                h.update(&data[..0]);
+                h.update(piece);
+            }
+            let mut whole = Sha256::new();
+            whole.update(&data[7..]);
+            assert_eq!(h.finish().unwrap(), <[u8; 32]>::from(whole.finalize()));
         }
     }
 

@@ -13,7 +13,7 @@ pub mod info;
 pub mod manifest;
 pub mod names;
 pub mod owner;
-mod pgzip;
+pub mod pchunk;
 pub mod reader;
 pub mod repack;
 pub mod resign;

@@ -253,5 +253,6 @@ fn member_meta(name: &str, size: u64, owner: (u64, u64)) -> EntryMeta {
     }
 }
 
+mod datatar;
 mod stream;
 pub use stream::write_artifact;

@@ -408,3 +408,79 @@ fn rootfs_type_info_names_the_type() {
         .unwrap();
     assert!(ti.starts_with(r#"{"type":"rootfs-image","#), "{ti}");
 }
+
+/// A payload of several compression chunks: data, whole chunks of zeros, data again, and an
+/// odd length.
+fn chunky_image(path: &Path) -> Vec<u8> {
+    let mut img: Vec<u8> = (0..1_500_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    img.extend(vec![0u8; 9 << 20]);
+    img.extend((0..700_001u32).map(|i| b"mender artifact "[(i % 16) as usize] ^ (i >> 9) as u8));
+    std::fs::write(path, &img).unwrap();
+    img
+}
+
+/// Our gzip is a series of members and our zstd a series of frames, one per chunk; the
+/// readers of the other Mender tools take each as one stream: upstream's Go reader (gzip;
+/// 3.9 has no zstd), libarchive (the C++ client's reader, here through bsdtar) and the
+/// gzip and zstd tools.
+#[test]
+fn chunked_streams_read_as_one_by_other_readers() {
+    let dir = tmp();
+    let d = dir.path();
+    let img = chunky_image(&d.join("chunky.img"));
+    for (comp, ext, tool) in [("gzip", "gz", "gzip"), ("zstd_better", "zst", "zstd")] {
+        let out = format!("{comp}.mender");
+        ma(
+            d,
+            &[
+                "write",
+                "rootfs-image",
+                "-f",
+                "chunky.img",
+                "-t",
+                "dev",
+                "-n",
+                "chunky",
+                "--compression",
+                comp,
+                "--no-progress",
+                "-o",
+                &out,
+            ],
+        )
+        .ok();
+        if comp == "gzip" {
+            upstream_ma(d, &["validate", &out]).ok();
+            let read = upstream_read(d, &out).join("\n");
+            assert!(read.contains("chunky.img"), "{read}");
+        }
+        let data = d.join(format!("data-{ext}"));
+        std::fs::write(
+            &data,
+            member(&d.join(&out), &format!("data/0000.tar.{ext}")),
+        )
+        .unwrap();
+        let data = data.to_str().unwrap();
+        let via_libarchive = std::process::Command::new("bsdtar")
+            .args(["-xOf", data, "chunky.img"])
+            .output()
+            .expect("bsdtar (apt-get install libarchive-tools)");
+        assert!(via_libarchive.status.success(), "bsdtar failed ({comp})");
+        assert!(
+            via_libarchive.stdout == img,
+            "bsdtar read other bytes ({comp})"
+        );
+        let tar = std::process::Command::new(tool)
+            .args(["-dc", data])
+            .output()
+            .unwrap();
+        assert!(tar.status.success(), "{tool} -dc failed");
+        let mut ar = tar::Archive::new(&tar.stdout[..]);
+        let mut e = ar.entries().unwrap().next().unwrap().unwrap();
+        let mut back = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut back).unwrap();
+        assert!(back == img, "{tool} read other bytes");
+    }
+}

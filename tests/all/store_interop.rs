@@ -27,34 +27,14 @@ fn go_client(dev: &Device, args: &[&str]) -> Run {
     run_in(dev.dir.path(), GO_CLIENT, &all)
 }
 
-#[test]
-fn go_client_reads_what_we_installed() {
-    let dev = Device::new();
-    let art = dev.single_file("ours-1", "v1\n", &["-g", "grp", "-p", "app.version:1"]);
-    dev.run(&["install", &art]).ok();
-    dev.run(&["commit"]).ok();
-    assert_eq!(go_client(&dev, &["show-artifact"]).ok().stdout, "ours-1\n");
-    let provides = go_client(&dev, &["show-provides"]).ok().stdout;
-    for line in [
-        "artifact_name=ours-1",
-        "artifact_group=grp",
-        "app.version=1",
-        "rootfs-image.single-file.version=ours-1",
-    ] {
-        assert!(provides.lines().any(|l| l == line), "{line}:\n{provides}");
-    }
-}
-
-#[test]
-fn we_read_what_the_go_client_installed() {
-    let dev = Device::new();
-    let art = dev.single_file("theirs-1", "v2\n", &["-g", "grp", "-p", "app.version:2"]);
+/// Installs and commits `art` with the Go client.
+fn go_install_commit(dev: &Device, art: &str) {
     // The Go client reads /etc/mender/artifact_info while its store has no name yet; give it
     // one in a private mount namespace rather than touching the real /etc.
     let etc = dev.path("etc-mender");
     std::fs::create_dir_all(&etc).unwrap();
     std::fs::write(etc.join("artifact_info"), "artifact_name=base\n").unwrap();
-    go_client(&dev, &["show-artifact"]); // checks the client is there, creates mender.conf
+    go_client(dev, &["show-artifact"]); // checks the client is there, creates mender.conf
     let go = |cmd: &str| {
         format!(
             "{GO_CLIENT} --no-syslog --config '{}' --data '{}' {cmd}",
@@ -79,6 +59,31 @@ fn we_read_what_the_go_client_installed() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn go_client_reads_what_we_installed() {
+    let dev = Device::new();
+    let art = dev.single_file("ours-1", "v1\n", &["-g", "grp", "-p", "app.version:1"]);
+    dev.run(&["install", &art]).ok();
+    dev.run(&["commit"]).ok();
+    assert_eq!(go_client(&dev, &["show-artifact"]).ok().stdout, "ours-1\n");
+    let provides = go_client(&dev, &["show-provides"]).ok().stdout;
+    for line in [
+        "artifact_name=ours-1",
+        "artifact_group=grp",
+        "app.version=1",
+        "rootfs-image.single-file.version=ours-1",
+    ] {
+        assert!(provides.lines().any(|l| l == line), "{line}:\n{provides}");
+    }
+}
+
+#[test]
+fn we_read_what_the_go_client_installed() {
+    let dev = Device::new();
+    let art = dev.single_file("theirs-1", "v2\n", &["-g", "grp", "-p", "app.version:2"]);
+    go_install_commit(&dev, &art);
     assert_eq!(dev.dest().as_deref(), Some("v2\n"));
     assert_eq!(dev.run(&["show-artifact"]).ok().stdout, "theirs-1\n");
     let provides = dev.run(&["show-provides"]).ok().stdout;
@@ -95,4 +100,52 @@ fn we_read_what_the_go_client_installed() {
     dev.run(&["install", &next]).ok();
     dev.run(&["commit"]).ok();
     assert_eq!(go_client(&dev, &["show-artifact"]).ok().stdout, "ours-2\n");
+}
+
+/// Our gzip payloads are a series of members (one per chunk); the Go client's reader takes
+/// them as one stream, whole chunks of zeros included.
+#[test]
+fn go_client_installs_our_multi_member_gzip() {
+    let dev = Device::new();
+    let a = dev.path("art");
+    let mut img: Vec<u8> = (0..1_200_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    img.extend(vec![0u8; 5 << 20]);
+    img.extend(b"end of image\n");
+    std::fs::write(a.join("dest_dir"), dev.path("dest").display().to_string()).unwrap();
+    std::fs::write(a.join("filename"), "app.conf").unwrap();
+    std::fs::write(a.join("app.conf"), &img).unwrap();
+    let out = dev.path("chunky.mender").display().to_string();
+    let (dd, fname, file) = (a.join("dest_dir"), a.join("filename"), a.join("app.conf"));
+    ma(
+        dev.dir.path(),
+        &[
+            "write",
+            "module-image",
+            "-T",
+            "single-file",
+            "-t",
+            "test-dev",
+            "-n",
+            "chunky-1",
+            "-f",
+            dd.to_str().unwrap(),
+            "-f",
+            fname.to_str().unwrap(),
+            "-f",
+            file.to_str().unwrap(),
+            "--compression",
+            "gzip",
+            "-o",
+            &out,
+        ],
+    )
+    .ok();
+    go_install_commit(&dev, &out);
+    assert!(std::fs::read(dev.path("dest/app.conf")).unwrap() == img);
+    assert_eq!(
+        go_client(&dev, &["show-artifact"]).ok().stdout,
+        "chunky-1\n"
+    );
 }

@@ -9,7 +9,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::{
-    collect_inputs, compress_small, expand_scripts, header_tar, io_err, member_meta,
+    collect_inputs, compress_small, datatar, expand_scripts, header_tar, io_err, member_meta,
     push_payload_docs, Input, Output, WriteOptions,
 };
 use crate::artifact::error::{ArtifactError, Result};
@@ -197,12 +197,20 @@ pub fn write_artifact(spec: &ArtifactSpec, output: &Output, opts: &WriteOptions)
             payload_inputs.append(&mut augment_inputs);
         }
         let mut tmp = tempfile::tempfile_in(&tmp_dir).map_err(|e| io_err(&tmp_dir, e))?;
-        let mut enc = spec
-            .compression
-            .encoder(BufWriter::with_capacity(1 << 20, &mut tmp))
-            .map_err(werr)?;
-        let sums = write_data_tar(&mut enc, payload_inputs, opts)?;
-        enc.finish().map_err(werr)?.flush().map_err(werr)?;
+        let sink = BufWriter::with_capacity(1 << 20, &mut tmp);
+        let sums = match datatar::write_chunked(spec.compression, sink, payload_inputs, opts, &werr)
+        {
+            Some(sums) => sums?,
+            None => {
+                let mut enc = spec
+                    .compression
+                    .encoder(BufWriter::with_capacity(1 << 20, &mut tmp))
+                    .map_err(werr)?;
+                let sums = write_data_tar(&mut enc, payload_inputs, opts)?;
+                enc.finish().map_err(werr)?.flush().map_err(werr)?;
+                sums
+            }
+        };
         let size = tmp.stream_position().map_err(werr)?;
         tmp.seek(SeekFrom::Start(0)).map_err(werr)?;
         for (k, (input, sum)) in payload_inputs.iter().zip(sums).enumerate() {
