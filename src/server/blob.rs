@@ -6,6 +6,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use super::ids::is_uuid;
 use super::s3::S3Store;
 
 /// Where artifact files are kept.
@@ -69,24 +70,39 @@ impl BlobStore {
         }
     }
 
-    /// Moves a validated upload into place as artifact `id` (blocking).
+    /// Moves a validated upload into place as artifact `id` (blocking). Never replaces an
+    /// existing artifact: if `id` is taken (two uploads choosing the same id at once), the
+    /// error is `AlreadyExists` and the other upload's file stays.
     pub fn commit(&self, temp: tempfile::NamedTempFile, id: &str) -> io::Result<()> {
         match self {
             BlobStore::Dir(_) => {
                 temp.as_file().sync_all()?;
-                let path = self.local_path(id).expect("a directory store");
-                temp.persist(path).map_err(|e| e.error)?;
+                temp.persist_noclobber(self.local_path(id)?)
+                    .map_err(|e| e.error)?;
                 Ok(())
             }
-            BlobStore::S3 { store, .. } => store.put_file(id, temp.path()),
+            BlobStore::S3 { store, .. } => store.put_new_file(id, temp.path()),
         }
     }
 
-    /// The local file of artifact `id`, for a directory store.
-    pub fn local_path(&self, id: &str) -> Option<PathBuf> {
+    /// Whether this server serves the artifact files itself (a directory store).
+    pub fn serves_files(&self) -> bool {
+        matches!(self, BlobStore::Dir(_))
+    }
+
+    /// The local file of artifact `id`, for a directory store; `NotFound` for an id that
+    /// is no artifact id (artifact ids are UUIDs, so `..` or a NUL byte names no file).
+    pub fn local_path(&self, id: &str) -> io::Result<PathBuf> {
         match self {
-            BlobStore::Dir(dir) => Some(dir.join(Path::new(id).file_name().unwrap_or_default())),
-            BlobStore::S3 { .. } => None,
+            BlobStore::Dir(dir) if is_uuid(id) => Ok(dir.join(id)),
+            BlobStore::Dir(_) => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "not an artifact id",
+            )),
+            BlobStore::S3 { .. } => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "artifacts are in the object store",
+            )),
         }
     }
 
@@ -102,13 +118,49 @@ impl BlobStore {
     /// Removes artifact `id` (no error if already gone; blocking).
     pub fn delete(&self, id: &str) -> io::Result<()> {
         match self {
-            BlobStore::Dir(_) => {
-                match fs::remove_file(self.local_path(id).expect("a directory store")) {
-                    Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-                    _ => Ok(()),
-                }
-            }
+            BlobStore::Dir(_) => match self.local_path(id).and_then(fs::remove_file) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            },
             BlobStore::S3 { store, .. } => store.delete(id),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn upload(store: &BlobStore, content: &[u8]) -> tempfile::NamedTempFile {
+        let mut t = store.temp().unwrap();
+        t.write_all(content).unwrap();
+        t
+    }
+
+    #[test]
+    fn a_taken_id_is_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open_url(dir.path().to_str().unwrap(), dir.path()).unwrap();
+        let id = crate::server::ids::uuid_v4();
+        store.commit(upload(&store, b"first"), &id).unwrap();
+        let err = store.commit(upload(&store, b"second"), &id).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(store.local_path(&id).unwrap()).unwrap(), b"first");
+        store.delete(&id).unwrap();
+        store.delete(&id).unwrap();
+        assert!(!store.local_path(&id).unwrap().exists());
+    }
+
+    #[test]
+    fn ids_that_are_no_uuids_name_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open_url(dir.path().to_str().unwrap(), dir.path()).unwrap();
+        for id in ["..", "../x", "a\0b", ".tmp", ""] {
+            let err = store.local_path(id).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::NotFound, "{id:?}");
+            assert!(store.commit(upload(&store, b"x"), id).is_err(), "{id:?}");
+            store.delete(id).unwrap();
         }
     }
 }

@@ -5,7 +5,7 @@
 //! URL form: `s3://BUCKET?endpoint=http://HOST:PORT&region=REGION`; credentials come from
 //! `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`. Without `endpoint`, AWS itself is used.
 
-use std::io;
+use std::io::{self, Read};
 use std::path::Path;
 
 use ring::hmac;
@@ -173,8 +173,15 @@ impl S3Store {
         format!("{}{path}?{query}&X-Amz-Signature={sig}", self.endpoint)
     }
 
-    /// Sends a signed request for `key` (the bucket itself when empty); returns the status.
-    fn request(&self, method: &str, key: &str, body: Option<&Path>) -> io::Result<u16> {
+    /// Sends a signed request for `key` (the bucket itself when empty), with `extra`
+    /// headers (unsigned: S3 signs only `host` and `x-amz-*` necessarily).
+    fn request(
+        &self,
+        method: &str,
+        key: &str,
+        body: Body<'_>,
+        extra: &[(&str, &str)],
+    ) -> io::Result<Answer> {
         let (date, full) = stamps(OffsetDateTime::now_utc());
         let path = self.path(key);
         let canonical = format!(
@@ -190,64 +197,132 @@ impl S3Store {
             self.signature(&date, &full, &canonical)
         );
         let agent = &self.agent;
-        let req = ureq::http::Request::builder()
+        let mut req = ureq::http::Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.endpoint))
             .header("x-amz-date", &full)
             .header("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
             .header("authorization", auth);
+        for (k, v) in extra {
+            req = req.header(*k, *v);
+        }
+        fn built<B>(
+            r: Result<ureq::http::Request<B>, ureq::http::Error>,
+        ) -> io::Result<ureq::http::Request<B>> {
+            r.map_err(|e| io_err(e.to_string()))
+        }
         let resp = match body {
-            Some(p) => {
+            Body::File(p) => {
                 let file = std::fs::File::open(p)?;
                 let len = file.metadata()?.len();
-                let req = req
-                    .header("content-length", len)
-                    .body(ureq::SendBody::from_owned_reader(file))
-                    .map_err(|e| io_err(e.to_string()))?;
-                agent.run(req)
+                agent.run(built(
+                    req.header("content-length", len)
+                        .body(ureq::SendBody::from_owned_reader(file)),
+                )?)
             }
-            // S3 wants a length on every PUT (411 otherwise), the bucket's empty one too.
-            None if method == "PUT" => agent.run(
-                req.header("content-length", 0)
-                    .body(Vec::new())
-                    .map_err(|e| io_err(e.to_string()))?,
-            ),
-            None => agent.run(req.body(()).map_err(|e| io_err(e.to_string()))?),
+            // S3 wants a length on every PUT (411 otherwise), an empty body's too.
+            Body::Bytes(b) => agent.run(built(req.header("content-length", b.len()).body(b))?),
+            Body::None => agent.run(built(req.body(()))?),
         }
         .map_err(|e| io_err(format!("{method} {path}: {e}")))?;
-        Ok(resp.status().as_u16())
+        let status = resp.status().as_u16();
+        // An error's body names what is wrong (`<Code>NoSuchBucket</Code>`...).
+        let code = if status >= 300 {
+            let mut text = String::new();
+            let _ = resp
+                .into_body()
+                .into_reader()
+                .take(4096)
+                .read_to_string(&mut text);
+            error_code(&text)
+        } else {
+            None
+        };
+        Ok(Answer { status, code })
     }
 
-    /// Creates the bucket unless it exists.
+    /// Creates the bucket unless it exists (in the store's region: outside us-east-1 S3
+    /// wants it named).
     pub fn ensure_bucket(&self) -> io::Result<()> {
-        match self.request("HEAD", "", None)? {
-            200 => Ok(()),
-            404 => match self.request("PUT", "", None)? {
-                200 | 409 => Ok(()),
-                s => Err(io_err(format!(
-                    "creating bucket {}: status {s}",
-                    self.bucket
-                ))),
-            },
-            s => Err(io_err(format!("bucket {}: status {s}", self.bucket))),
+        let a = self.request("HEAD", "", Body::None, &[])?;
+        if a.status == 200 {
+            return Ok(());
+        }
+        if a.status != 404 {
+            return Err(a.error(&format!("bucket {}", self.bucket)));
+        }
+        let config = if self.region == "us-east-1" {
+            Vec::new()
+        } else {
+            format!(
+                "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
+                 <LocationConstraint>{}</LocationConstraint></CreateBucketConfiguration>",
+                self.region
+            )
+            .into_bytes()
+        };
+        let a = self.request("PUT", "", Body::Bytes(config), &[])?;
+        match a.status {
+            200 | 409 => Ok(()),
+            _ => Err(a.error(&format!("creating bucket {}", self.bucket))),
         }
     }
 
-    /// Uploads the file at `path` as `key`.
-    pub fn put_file(&self, key: &str, path: &Path) -> io::Result<()> {
-        match self.request("PUT", key, Some(path))? {
+    /// Uploads the file at `path` as `key`, unless `key` exists (`AlreadyExists`; object
+    /// stores without conditional writes store it regardless).
+    pub fn put_new_file(&self, key: &str, path: &Path) -> io::Result<()> {
+        let a = self.request("PUT", key, Body::File(path), &[("if-none-match", "*")])?;
+        match a.status {
             200 => Ok(()),
-            s => Err(io_err(format!("storing {key}: status {s}"))),
+            // 409: another conditional write to the key is under way.
+            412 | 409 => Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{key} exists in the object store"),
+            )),
+            _ => Err(a.error(&format!("storing {key}"))),
         }
     }
 
     /// Deletes `key` (no error if absent).
     pub fn delete(&self, key: &str) -> io::Result<()> {
-        match self.request("DELETE", key, None)? {
+        let a = self.request("DELETE", key, Body::None, &[])?;
+        match a.status {
             200 | 204 | 404 => Ok(()),
-            s => Err(io_err(format!("deleting {key}: status {s}"))),
+            _ => Err(a.error(&format!("deleting {key}"))),
         }
     }
+}
+
+/// A request body.
+enum Body<'a> {
+    None,
+    File(&'a Path),
+    Bytes(Vec<u8>),
+}
+
+/// What the object store answered.
+struct Answer {
+    status: u16,
+    /// The S3 error code of an error answer.
+    code: Option<String>,
+}
+
+impl Answer {
+    fn error(&self, what: &str) -> io::Error {
+        match &self.code {
+            Some(c) => io_err(format!("{what}: status {} ({c})", self.status)),
+            None => io_err(format!("{what}: status {}", self.status)),
+        }
+    }
+}
+
+/// The `<Code>` of an S3 error document, if it is a short printable one.
+fn error_code(body: &str) -> Option<String> {
+    let start = body.find("<Code>")? + "<Code>".len();
+    let len = body[start..].find("</Code>")?;
+    let code = &body[start..start + len];
+    (!code.is_empty() && code.len() <= 64 && code.chars().all(|c| c.is_ascii_alphanumeric()))
+        .then(|| code.to_string())
 }
 
 #[cfg(test)]
@@ -317,12 +392,32 @@ mod tests {
 
     #[test]
     fn bucket_creation_sends_a_length() {
-        let head = sent(|s| s.request("PUT", "", None).map(drop));
+        let head = sent(|s| s.request("PUT", "", Body::Bytes(Vec::new()), &[]).map(drop));
         assert!(head.starts_with("put /b http/1.1\r\n"), "{head}");
         assert!(head.contains("\r\ncontent-length: 0\r\n"), "{head}");
         let head = sent(|s| s.delete("id"));
         assert!(head.starts_with("delete /b/id http/1.1\r\n"), "{head}");
         assert!(!head.contains("content-length"), "{head}");
+    }
+
+    #[test]
+    fn new_objects_are_put_only_if_absent() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("a");
+        std::fs::write(&f, b"abc").unwrap();
+        let head = sent(|s| s.put_new_file("id", &f));
+        assert!(head.starts_with("put /b/id http/1.1\r\n"), "{head}");
+        assert!(head.contains("\r\nif-none-match: *\r\n"), "{head}");
+        assert!(head.contains("\r\ncontent-length: 3\r\n"), "{head}");
+    }
+
+    #[test]
+    fn error_codes_are_taken_from_error_documents() {
+        let doc = "<?xml version=\"1.0\"?><Error><Code>NoSuchBucket</Code>\
+                   <Message>The specified bucket does not exist</Message></Error>";
+        assert_eq!(error_code(doc).as_deref(), Some("NoSuchBucket"));
+        assert_eq!(error_code("<Code>a b</Code>"), None);
+        assert_eq!(error_code("<html>busy</html>"), None);
     }
 
     #[test]

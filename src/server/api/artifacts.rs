@@ -137,7 +137,10 @@ async fn remove(
         ));
     }
     state.store.delete_artifact(&id)?;
-    tokio::task::block_in_place(|| state.blobs.delete(&id))?;
+    // The artifact is gone once its row is: a file left behind is logged, not an error.
+    if let Err(e) = blocking(&state, move |s| s.blobs.delete(&id)).await {
+        eprintln!("mender-server: artifact deleted, its file was not: {e}");
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -275,9 +278,20 @@ pub async fn upload(
         *resp.body_mut() = axum::body::Body::from(body.to_string());
         return Ok(resp);
     }
-    tokio::task::block_in_place(|| state.blobs.commit(validated.file, &id))?;
+    let file = validated.file;
+    let committed = {
+        let id = id.clone();
+        blocking(&state, move |s| s.blobs.commit(file, &id)).await
+    };
+    match committed {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(ApiError::conflict("an artifact with this id exists"));
+        }
+        r => r?,
+    }
     if let Err(e) = state.store.insert_artifact(&artifact) {
-        let _ = tokio::task::block_in_place(|| state.blobs.delete(&id));
+        // The file is this upload's own (commit never replaces one).
+        let _ = blocking(&state, move |s| s.blobs.delete(&id)).await;
         return Err(e.into());
     }
     Ok((
@@ -285,4 +299,15 @@ pub async fn upload(
         [(header::LOCATION, format!("{BASE}/{id}"))],
     )
         .into_response())
+}
+
+/// Runs blocking storage work off the async workers.
+async fn blocking<T: Send + 'static>(
+    state: &Arc<AppState>,
+    f: impl FnOnce(&AppState) -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    let state = Arc::clone(state);
+    tokio::task::spawn_blocking(move || f(&state))
+        .await
+        .map_err(|e| std::io::Error::other(format!("storage task failed: {e}")))?
 }

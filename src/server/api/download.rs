@@ -16,7 +16,6 @@ use tokio_util::io::ReaderStream;
 use crate::server::app::AppState;
 use crate::server::clock;
 use crate::server::error::{ApiError, ApiResult};
-use crate::server::ids;
 use crate::server::link::{EXPIRE, SIGNATURE};
 
 /// A `Range` that cannot be served from the file (answered with 416).
@@ -77,14 +76,13 @@ pub async fn download(
             clock::unix_now(),
         )
         .map_err(|e| ApiError::forbidden(e.to_string()))?;
-    // Artifact ids are UUIDs; anything else (a NUL byte, `..`) names no file to open.
-    if !ids::is_uuid(&id) {
-        return Err(ApiError::not_found("no such artifact"));
-    }
-    let Some(path) = state.blobs.local_path(&id) else {
+    if !state.blobs.serves_files() {
         return Err(ApiError::not_found(
             "artifacts are served by the object store",
         ));
+    }
+    let Ok(path) = state.blobs.local_path(&id) else {
+        return Err(ApiError::not_found("no such artifact"));
     };
     let mut file = match tokio::fs::File::open(path).await {
         Ok(f) => f,
