@@ -118,16 +118,6 @@ pub enum RootfsError {
         /// What the applier found.
         source: crate::delta::DeltaError,
     },
-    /// The image rebuilt from a delta is not the one the artifact provides.
-    #[error("delta payload {name} rebuilt an image with sha256 {found}, but the artifact provides rootfs-image.checksum {expected}")]
-    DeltaResult {
-        /// The payload file name.
-        name: String,
-        /// `rootfs-image.checksum` from the artifact's provides.
-        expected: String,
-        /// SHA-256 of what was written.
-        found: String,
-    },
     /// The delta's header says it builds another image than the artifact provides.
     #[error("delta payload {name} builds an image with sha256 {found}, but the artifact provides rootfs-image.checksum {expected}")]
     DeltaPromise {
@@ -315,7 +305,9 @@ impl<'a> RootfsHandler<'a> {
             self.config.fixed_size_files,
         )?;
         write::check_capacity(&target.path, target.capacity, header.target_size)?;
-        let mut writer = write::PartitionWriter::new(&target, self.config.read_compare_write);
+        // The applier checks the SHA-256 of what it builds against the patch header (equal
+        // to `expected`, checked above), and `seal` checks the partition against it again.
+        let mut writer = write::PartitionWriter::unhashed(&target, self.config.read_compare_write);
         // The source unbuffered: the applier seeks for every copy, and a buffer would be
         // thrown away each time.
         apply_after_header(&header, source, &mut *data, &mut writer).map_err(delta_err)?;
@@ -338,15 +330,8 @@ impl<'a> RootfsHandler<'a> {
                 }
             }
         }
-        let (stats, size, sha) = writer.finish()?;
-        let found = hex::encode(sha);
-        if !found.eq_ignore_ascii_case(expected) {
-            return Err(RootfsError::DeltaResult {
-                name: name.to_owned(),
-                expected: expected.to_owned(),
-                found,
-            });
-        }
+        let (stats, size, _) = writer.finish()?;
+        let sha = header.target_sha256;
         write::seal(
             &target,
             size,
@@ -359,7 +344,7 @@ impl<'a> RootfsHandler<'a> {
             &DownloadRecord {
                 partition: slots.passive.number,
                 size,
-                sha256: found,
+                sha256: promised,
             },
         )?;
         Ok(stats)

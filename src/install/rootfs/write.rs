@@ -125,12 +125,13 @@ pub struct PartitionWriter<'t> {
     buf: Vec<u8>,
     current: Vec<u8>,
     offset: u64,
-    hasher: Sha256,
+    /// SHA-256 of what is written, unless the producer checks its own output.
+    hasher: Option<Sha256>,
     stats: DownloadStats,
 }
 
 impl<'t> PartitionWriter<'t> {
-    /// A writer at the start of `target`.
+    /// A writer at the start of `target` that hashes what it writes.
     pub fn new(target: &'t Target, read_compare_write: bool) -> Self {
         PartitionWriter {
             target,
@@ -138,8 +139,17 @@ impl<'t> PartitionWriter<'t> {
             buf: Vec::with_capacity(CHUNK),
             current: Vec::new(),
             offset: 0,
-            hasher: Sha256::new(),
+            hasher: Some(Sha256::new()),
             stats: DownloadStats::default(),
+        }
+    }
+
+    /// A writer for a producer that checksums its own output (the delta applier): hashing
+    /// it a second time would only cost the device CPU.
+    pub fn unhashed(target: &'t Target, read_compare_write: bool) -> Self {
+        PartitionWriter {
+            hasher: None,
+            ..Self::new(target, read_compare_write)
         }
     }
 
@@ -161,7 +171,9 @@ impl<'t> PartitionWriter<'t> {
                 ));
             }
         }
-        self.hasher.update(&self.buf);
+        if let Some(h) = &mut self.hasher {
+            h.update(&self.buf);
+        }
         let same = self.read_compare_write && {
             self.current.resize(n, 0);
             let have = read_at_full(&self.target.file, &mut self.current, self.offset)?;
@@ -180,12 +192,14 @@ impl<'t> PartitionWriter<'t> {
         Ok(())
     }
 
-    /// Writes what is buffered and returns the statistics, the size and the SHA-256 of
-    /// everything written; the partition is not synced yet (see [`seal`]).
-    pub fn finish(mut self) -> Result<(DownloadStats, u64, [u8; 32]), RootfsError> {
+    /// Writes what is buffered and returns the statistics, the size and (unless made
+    /// [`unhashed`](Self::unhashed)) the SHA-256 of everything written; the partition is
+    /// not synced yet (see [`seal`]).
+    pub fn finish(mut self) -> Result<(DownloadStats, u64, Option<[u8; 32]>), RootfsError> {
         let path = self.target.path.clone();
         self.flush_chunk().map_err(|e| io_err(&path, e))?;
-        Ok((self.stats, self.offset, self.hasher.finalize().into()))
+        let sha = self.hasher.take().map(|h| h.finalize().into());
+        Ok((self.stats, self.offset, sha))
     }
 }
 
@@ -246,6 +260,7 @@ pub fn write_image(
         });
     }
     let (stats, _, received) = writer.finish()?;
+    let received = received.expect("a hashing writer");
     seal(target, size, &received, &mut buf, post_write)?;
     Ok((stats, received))
 }
