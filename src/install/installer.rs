@@ -181,7 +181,7 @@ impl Visitor for InstallVisitor<'_> {
                 .map_err(|e| abort(e.to_string())),
             Some(Sink::Rootfs(n)) => {
                 let stats = n
-                    .download(index, &file.name, file.size, data)
+                    .download(index, &file.name, file.size, &file.checksum, data)
                     .map_err(abort)?;
                 (self.inst.log)(&format!(
                     "rootfs-image {}: {} bytes written, {} bytes already in place, read back and verified",

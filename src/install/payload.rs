@@ -121,6 +121,7 @@ impl NativeRootfs {
         index: usize,
         name: &str,
         size: u64,
+        checksum: &[u8; 32],
         data: &mut dyn Read,
     ) -> Result<DownloadStats, String> {
         if index > 0 {
@@ -130,7 +131,7 @@ impl NativeRootfs {
         }
         let h = self.handler();
         match &self.payload {
-            RootfsPayload::Image => h.download(name, size, data),
+            RootfsPayload::Image => h.download(name, size, Some(checksum), data),
             RootfsPayload::Delta(expected) => h.download_delta(name, expected, data),
         }
         .map_err(|e| e.to_string())

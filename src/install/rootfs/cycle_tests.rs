@@ -24,7 +24,7 @@ fn reboot(rig: &Rig, kind: Bootloader) -> &Path {
 fn download_and_install(rig: &Rig) {
     let h = rig.handler(&rig.a);
     let img = image(300_000, 11);
-    h.download("rootfs.ext4", img.len() as u64, &mut &img[..])
+    h.download("rootfs.ext4", img.len() as u64, None, &mut &img[..])
         .unwrap();
     h.install().unwrap();
 }

@@ -240,6 +240,7 @@ impl<'a> RootfsHandler<'a> {
         &self,
         name: &str,
         size: u64,
+        expected: Option<&[u8; 32]>,
         data: &mut dyn Read,
     ) -> Result<DownloadStats, RootfsError> {
         state::remove(&self.work_dir, state::DOWNLOAD_MARKER)?;
@@ -252,6 +253,7 @@ impl<'a> RootfsHandler<'a> {
             &target,
             name,
             size,
+            expected,
             data,
             self.config.read_compare_write,
             self.post_write.as_deref(),

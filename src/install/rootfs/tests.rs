@@ -114,7 +114,7 @@ fn download_writes_passive_exactly_and_leaves_env_alone() {
     let img = image(IMG_LEN, 1);
     let h = rig.handler(&rig.a);
     let stats = h
-        .download("rootfs.ext4", IMG_LEN as u64, &mut &img[..])
+        .download("rootfs.ext4", IMG_LEN as u64, None, &mut &img[..])
         .unwrap();
     assert_eq!(stats.bytes_written, IMG_LEN as u64);
     assert_eq!((stats.chunks_written, stats.chunks_skipped), (4, 0));
@@ -135,11 +135,11 @@ fn failing_stream_fails_download_and_install_refuses() {
     let before = rig.env.snapshot();
     let img = image(IMG_LEN, 2);
     let h = rig.handler(&rig.a);
-    h.download("rootfs.ext4", IMG_LEN as u64, &mut &img[..])
+    h.download("rootfs.ext4", IMG_LEN as u64, None, &mut &img[..])
         .unwrap();
     let mut bad = FailAtEnd(Cursor::new(img.clone()));
     let err = h
-        .download("rootfs.ext4", IMG_LEN as u64, &mut bad)
+        .download("rootfs.ext4", IMG_LEN as u64, None, &mut bad)
         .unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -153,13 +153,36 @@ fn failing_stream_fails_download_and_install_refuses() {
 }
 
 #[test]
+fn with_the_manifest_checksum_the_read_back_must_match_it() {
+    let rig = Rig::new();
+    let img = image(IMG_LEN, 4);
+    let sum = crate::artifact::hashing::sha256(&img);
+    let h = rig.handler(&rig.a);
+    h.download("rootfs.ext4", IMG_LEN as u64, Some(&sum), &mut &img[..])
+        .unwrap();
+    assert_eq!(fs::read(&rig.b).unwrap(), img);
+    assert_eq!(
+        state::load_download(&rig.work).unwrap().sha256,
+        hex::encode(sum)
+    );
+    // A stream that does not check itself and does not match: refused at the read-back.
+    let other = image(IMG_LEN, 5);
+    let err = h
+        .download("rootfs.ext4", IMG_LEN as u64, Some(&sum), &mut &other[..])
+        .unwrap_err();
+    assert!(matches!(err, RootfsError::VerifyFailed { .. }), "{err}");
+    let err = h.install().unwrap_err();
+    assert!(matches!(err, RootfsError::NotDownloaded { .. }), "{err}");
+}
+
+#[test]
 fn short_and_long_streams_are_refused() {
     let rig = Rig::new();
     let img = image(1000, 3);
     let h = rig.handler(&rig.a);
-    let err = h.download("r", 1001, &mut &img[..]).unwrap_err();
+    let err = h.download("r", 1001, None, &mut &img[..]).unwrap_err();
     assert_eq!(err.to_string(), "payload r ended after 1000 of 1001 bytes");
-    let err = h.download("r", 999, &mut &img[..]).unwrap_err();
+    let err = h.download("r", 999, None, &mut &img[..]).unwrap_err();
     assert_eq!(
         err.to_string(),
         "payload r is longer than its announced 999 bytes"
@@ -174,7 +197,7 @@ fn image_larger_than_fixed_partition_is_refused_before_writing() {
     let img = image(PART_SIZE + 1, 4);
     let mut data = Cursor::new(img);
     let err = h
-        .download("big", PART_SIZE as u64 + 1, &mut data)
+        .download("big", PART_SIZE as u64 + 1, None, &mut data)
         .unwrap_err();
     assert!(matches!(err, RootfsError::TooLarge { .. }), "{err}");
     assert!(err.to_string().contains("part3"), "{err}");
@@ -182,7 +205,7 @@ fn image_larger_than_fixed_partition_is_refused_before_writing() {
     assert_eq!(fs::read(&rig.b).unwrap(), vec![0; PART_SIZE]);
     // A fixed partition keeps its size: a smaller image leaves the tail.
     let small = image(100, 5);
-    h.download("small", 100, &mut &small[..]).unwrap();
+    h.download("small", 100, None, &mut &small[..]).unwrap();
     let b = fs::read(&rig.b).unwrap();
     assert_eq!((b.len(), &b[..100]), (PART_SIZE, &small[..]));
     assert!(check_capacity(&rig.b, Some(10), 10).is_ok());
@@ -195,9 +218,13 @@ fn read_compare_write_skips_equal_chunks() {
     let rig = Rig::new();
     let h = rig.handler_opts(&rig.a, true, false);
     let mut img = image(IMG_LEN, 6);
-    let first = h.download("r", IMG_LEN as u64, &mut &img[..]).unwrap();
+    let first = h
+        .download("r", IMG_LEN as u64, None, &mut &img[..])
+        .unwrap();
     assert_eq!((first.chunks_written, first.chunks_skipped), (4, 0));
-    let again = h.download("r", IMG_LEN as u64, &mut &img[..]).unwrap();
+    let again = h
+        .download("r", IMG_LEN as u64, None, &mut &img[..])
+        .unwrap();
     assert_eq!((again.chunks_written, again.chunks_skipped), (0, 4));
     assert_eq!(
         (again.bytes_written, again.bytes_skipped),
@@ -205,7 +232,9 @@ fn read_compare_write_skips_equal_chunks() {
     );
     img[CHUNK + 7] ^= 0xff;
     img[IMG_LEN - 1] ^= 0xff;
-    let changed = h.download("r", IMG_LEN as u64, &mut &img[..]).unwrap();
+    let changed = h
+        .download("r", IMG_LEN as u64, None, &mut &img[..])
+        .unwrap();
     assert_eq!((changed.chunks_written, changed.chunks_skipped), (2, 2));
     assert_eq!(changed.bytes_written, (CHUNK + 12_345) as u64);
     assert_eq!(fs::read(&rig.b).unwrap(), img);
@@ -221,7 +250,9 @@ fn read_back_catches_corruption() {
         f.write_all_at(&[0x5a], 2 * CHUNK as u64 + 3)?;
         f.sync_all()
     });
-    let err = h.download("r", IMG_LEN as u64, &mut &img[..]).unwrap_err();
+    let err = h
+        .download("r", IMG_LEN as u64, None, &mut &img[..])
+        .unwrap_err();
     assert!(matches!(err, RootfsError::VerifyFailed { .. }), "{err}");
     assert!(
         err.to_string().contains("part3 does not read back"),
@@ -244,7 +275,7 @@ fn install_saves_original_and_arms_the_boot_loader() {
     assert_eq!(h.needs_reboot(), RebootAnswer::Automatic);
     assert!(h.supports_rollback());
     let img = image(5000, 8);
-    h.download("r", 5000, &mut &img[..]).unwrap();
+    h.download("r", 5000, None, &mut &img[..]).unwrap();
     h.install().unwrap();
     assert_eq!(state::load_original(&rig.work).unwrap(), Some(2));
     assert_eq!(rig.var("mender_boot_part").as_deref(), Some("3"));
@@ -263,7 +294,7 @@ fn install_refuses_a_download_to_a_partition_no_longer_passive() {
     let rig = Rig::new();
     let img = image(5000, 9);
     rig.handler(&rig.a)
-        .download("r", 5000, &mut &img[..])
+        .download("r", 5000, None, &mut &img[..])
         .unwrap();
     rig.env
         .set(&[("mender_boot_part", "3"), ("mender_boot_part_hex", "3")])
