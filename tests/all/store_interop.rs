@@ -107,41 +107,12 @@ fn we_read_what_the_go_client_installed() {
 #[test]
 fn go_client_installs_our_multi_member_gzip() {
     let dev = Device::new();
-    let a = dev.path("art");
     let mut img: Vec<u8> = (0..1_200_000u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
         .collect();
     img.extend(vec![0u8; 5 << 20]);
     img.extend(b"end of image\n");
-    std::fs::write(a.join("dest_dir"), dev.path("dest").display().to_string()).unwrap();
-    std::fs::write(a.join("filename"), "app.conf").unwrap();
-    std::fs::write(a.join("app.conf"), &img).unwrap();
-    let out = dev.path("chunky.mender").display().to_string();
-    let (dd, fname, file) = (a.join("dest_dir"), a.join("filename"), a.join("app.conf"));
-    ma(
-        dev.dir.path(),
-        &[
-            "write",
-            "module-image",
-            "-T",
-            "single-file",
-            "-t",
-            "test-dev",
-            "-n",
-            "chunky-1",
-            "-f",
-            dd.to_str().unwrap(),
-            "-f",
-            fname.to_str().unwrap(),
-            "-f",
-            file.to_str().unwrap(),
-            "--compression",
-            "gzip",
-            "-o",
-            &out,
-        ],
-    )
-    .ok();
+    let out = dev.single_file_by(ma, "chunky-1", &img, &["--compression", "gzip"]);
     go_install_commit(&dev, &out);
     assert!(std::fs::read(dev.path("dest/app.conf")).unwrap() == img);
     assert_eq!(

@@ -70,6 +70,17 @@ impl Device {
 
     /// A single-file artifact (upstream-made) that puts `content` at dest/app.conf.
     pub fn single_file(&self, name: &str, content: &str, extra: &[&str]) -> String {
+        self.single_file_by(upstream_ma, name, content.as_bytes(), extra)
+    }
+
+    /// A single-file artifact written by `writer` (ours or upstream's `mender-artifact`).
+    pub fn single_file_by(
+        &self,
+        writer: fn(&Path, &[&str]) -> Run,
+        name: &str,
+        content: &[u8],
+        extra: &[&str],
+    ) -> String {
         let a = self.path("art");
         std::fs::write(a.join("dest_dir"), self.path("dest").display().to_string()).unwrap();
         std::fs::write(a.join("filename"), "app.conf").unwrap();
@@ -95,7 +106,7 @@ impl Device {
             &out,
         ];
         args.extend_from_slice(extra);
-        upstream_ma(self.dir.path(), &args).ok();
+        writer(self.dir.path(), &args).ok();
         out
     }
 
