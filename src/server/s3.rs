@@ -274,8 +274,7 @@ impl S3Store {
         let a = self.request("PUT", key, Body::File(path), &[("if-none-match", "*")])?;
         match a.status {
             200 => Ok(()),
-            // 409: another conditional write to the key is under way.
-            412 | 409 => Err(io::Error::new(
+            412 => Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
                 format!("{key} exists in the object store"),
             )),

@@ -111,13 +111,15 @@ enum Part {
 /// The data tar as a [`ChunkSource`].
 struct DataTar {
     files: Vec<Arc<Opened>>,
+    /// Set when the hashing thread failed: the rest is not worth compressing.
+    stop: Arc<AtomicBool>,
     /// Each part's start offset, with the part; in order.
     parts: Vec<(u64, Part)>,
     len: u64,
 }
 
 impl DataTar {
-    fn new(files: Vec<Arc<Opened>>, inputs: &[Input]) -> Self {
+    fn new(files: Vec<Arc<Opened>>, inputs: &[Input], stop: Arc<AtomicBool>) -> Self {
         let mut parts = Vec::new();
         let mut at = 0u64;
         for (i, input) in inputs.iter().enumerate() {
@@ -137,6 +139,7 @@ impl DataTar {
         at += 1024;
         DataTar {
             files,
+            stop,
             parts,
             len: at,
         }
@@ -149,6 +152,9 @@ impl ChunkSource for DataTar {
     }
 
     fn fill(&self, mut offset: u64, mut buf: &mut [u8]) -> io::Result<()> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(io::Error::other("stopped: hashing the payload failed"));
+        }
         let mut i = self.parts.partition_point(|(start, _)| *start <= offset) - 1;
         while !buf.is_empty() {
             let (start, part) = &self.parts[i];
@@ -223,17 +229,26 @@ fn write<W: Write>(
             stamp: stamp(&md),
         }));
     }
-    let source = Arc::new(DataTar::new(files.clone(), inputs));
+    let stop = Arc::new(AtomicBool::new(false));
+    let source = Arc::new(DataTar::new(files.clone(), inputs, Arc::clone(&stop)));
+    let tar_len = source.len;
     let total: u64 = inputs.iter().map(|i| i.meta.size).sum();
     let base = opts.progress.position();
-    let stop = Arc::new(AtomicBool::new(false));
     let hashing = {
         let (files, stop) = (files.clone(), Arc::clone(&stop));
-        std::thread::spawn(move || hash_files(&files, &stop))
+        std::thread::spawn(move || {
+            let r = hash_files(&files, &stop);
+            if r.is_err() {
+                stop.store(true, Ordering::Relaxed);
+            }
+            r
+        })
     };
     let written = compression
         .compress_source(w, source, &mut |n| {
-            opts.progress.set_position(base + n.min(total));
+            // Tar bytes done, as a share of the files' bytes.
+            let done = (u128::from(n) * u128::from(total) / u128::from(tar_len.max(1))) as u64;
+            opts.progress.set_position(base + done.min(total));
         })
         .expect("a chunked compression");
     if written.is_err() {
@@ -242,9 +257,10 @@ fn write<W: Write>(
     let sums = hashing
         .join()
         .map_err(|_| ArtifactError::Invalid("the hashing thread failed".into()))?;
+    // A failed hash stops the compressors too; its error is the one to report.
+    let sums = sums.map_err(|e| ArtifactError::io("hashing payload files", e))?;
     let mut w = written.map_err(werr)?;
     w.flush().map_err(werr)?;
-    let sums = sums.map_err(|e| ArtifactError::io("hashing payload files", e))?;
     for f in &files {
         let md = f.file.metadata().map_err(|e| io_err(&f.path, e))?;
         if stamp(&md) != f.stamp {

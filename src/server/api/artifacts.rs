@@ -278,22 +278,34 @@ pub async fn upload(
         *resp.body_mut() = axum::body::Body::from(body.to_string());
         return Ok(resp);
     }
+    // Storing the file and recording it run as a task of their own: a client that hangs up
+    // drops this handler, and must not leave a stored file without its record.
     let file = validated.file;
-    let committed = {
-        let id = id.clone();
-        blocking(&state, move |s| s.blobs.commit(file, &id)).await
+    let record = {
+        let (state, id) = (Arc::clone(&state), id.clone());
+        tokio::spawn(async move {
+            let committed = {
+                let id = id.clone();
+                blocking(&state, move |s| s.blobs.commit(file, &id)).await
+            };
+            match committed {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    return Err(ApiError::conflict("an artifact with this id exists"));
+                }
+                r => r?,
+            }
+            if let Err(e) = state.store.insert_artifact(&artifact) {
+                // The file is this upload's own: commit never replaces one (on object
+                // stores that honour If-None-Match).
+                let _ = blocking(&state, move |s| s.blobs.delete(&id)).await;
+                return Err(e.into());
+            }
+            Ok(())
+        })
     };
-    match committed {
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return Err(ApiError::conflict("an artifact with this id exists"));
-        }
-        r => r?,
-    }
-    if let Err(e) = state.store.insert_artifact(&artifact) {
-        // The file is this upload's own (commit never replaces one).
-        let _ = blocking(&state, move |s| s.blobs.delete(&id)).await;
-        return Err(e.into());
-    }
+    record
+        .await
+        .map_err(|e| ApiError::internal(format!("storing the artifact failed: {e}")))??;
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, format!("{BASE}/{id}"))],
