@@ -159,10 +159,20 @@ impl<'t> PartitionWriter<'t> {
     }
 
     fn flush_chunk(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
+        let chunk = std::mem::take(&mut self.buf);
+        let r = self.put(&chunk);
+        self.buf = chunk;
+        self.buf.clear();
+        r
+    }
+
+    /// Writes one chunk at the current offset (nothing may be buffered): hashed, compared
+    /// with what the partition holds when asked, written unless the same.
+    fn put(&mut self, chunk: &[u8]) -> io::Result<()> {
+        if chunk.is_empty() {
             return Ok(());
         }
-        let n = self.buf.len();
+        let n = chunk.len();
         if let Some(capacity) = self.target.capacity {
             if self.offset + n as u64 > capacity {
                 return Err(io::Error::new(
@@ -172,23 +182,22 @@ impl<'t> PartitionWriter<'t> {
             }
         }
         if let Some(h) = &mut self.hasher {
-            h.update(&self.buf);
+            h.update(chunk);
         }
         let same = self.read_compare_write && {
             self.current.resize(n, 0);
             let have = read_at_full(&self.target.file, &mut self.current, self.offset)?;
-            have == n && self.current == self.buf
+            have == n && self.current == chunk
         };
         if same {
             self.stats.bytes_skipped += n as u64;
             self.stats.chunks_skipped += 1;
         } else {
-            self.target.file.write_all_at(&self.buf, self.offset)?;
+            self.target.file.write_all_at(chunk, self.offset)?;
             self.stats.bytes_written += n as u64;
             self.stats.chunks_written += 1;
         }
         self.offset += n as u64;
-        self.buf.clear();
         Ok(())
     }
 
@@ -256,7 +265,8 @@ pub fn write_image(
                 got: offset + got as u64,
             });
         }
-        io::Write::write_all(&mut writer, &buf[..n]).map_err(|e| io_err(path, e))?;
+        // Whole chunks go straight from this buffer to the partition, without a copy.
+        writer.put(&buf[..n]).map_err(|e| io_err(path, e))?;
         offset += n as u64;
     }
     let mut probe = [0u8; 1];
