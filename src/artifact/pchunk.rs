@@ -49,6 +49,11 @@ pub trait ChunkSource: Send + Sync {
     fn size(&self) -> u64;
     /// Fills `buf` with the stream's bytes from `offset`.
     fn fill(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
+    /// Whether the `len` bytes from `offset` are known to be zeros without reading them
+    /// (a hole); `false` when unknown.
+    fn is_zero(&self, _offset: u64, _len: usize) -> io::Result<bool> {
+        Ok(false)
+    }
 }
 
 /// What a worker hands back: whether the chunk was all zeros (no member made), and both
@@ -81,6 +86,9 @@ fn work<C: ChunkCodec>(
 ) -> io::Result<bool> {
     job.out.clear();
     if let (Some((offset, len)), Some(src)) = (job.fill, source) {
+        if len == chunk_size && src.is_zero(offset, len)? {
+            return Ok(true);
+        }
         job.chunk.resize(len, 0);
         src.fill(offset, &mut job.chunk)?;
         if len == chunk_size && all_zero(&job.chunk) {

@@ -54,6 +54,19 @@ fn shrank(path: &Path) -> io::Error {
 }
 
 impl Opened {
+    /// Whether `len` bytes from `offset` are all in a hole (and so zeros).
+    fn is_hole(&self, offset: u64, len: u64) -> io::Result<bool> {
+        if offset + len > self.len {
+            return Ok(false);
+        }
+        Ok(match lseek(&self.file, offset as i64, Whence::SeekData) {
+            Ok(d) => d as u64 >= offset + len,
+            // No data after `offset`: a trailing hole, unless the file shrank.
+            Err(Errno::ENXIO) => self.file.metadata()?.len() > offset,
+            Err(_) => false,
+        })
+    }
+
     /// Fills `buf` from `offset`; holes read as zeros without being read.
     fn read_at(&self, mut offset: u64, mut buf: &mut [u8]) -> io::Result<()> {
         let ctx = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", self.path.display()));
@@ -146,7 +159,27 @@ impl DataTar {
     }
 }
 
+impl DataTar {
+    /// The file part holding all of `len` bytes from `offset`, and the offset in it.
+    fn within_file(&self, offset: u64, len: u64) -> Option<(&Opened, u64)> {
+        let i = self.parts.partition_point(|(start, _)| *start <= offset) - 1;
+        let (start, part) = &self.parts[i];
+        let end = self.parts.get(i + 1).map_or(self.len, |(s, _)| *s);
+        match part {
+            Part::File(f) if offset + len <= end => Some((&self.files[*f], offset - start)),
+            _ => None,
+        }
+    }
+}
+
 impl ChunkSource for DataTar {
+    fn is_zero(&self, offset: u64, len: usize) -> io::Result<bool> {
+        match self.within_file(offset, len as u64) {
+            Some((f, at)) => f.is_hole(at, len as u64),
+            None => Ok(false),
+        }
+    }
+
     fn size(&self) -> u64 {
         self.len
     }
@@ -174,18 +207,25 @@ impl ChunkSource for DataTar {
     }
 }
 
+/// What holes hash as, a hashing step's worth.
+static ZEROS: [u8; 256 << 10] = [0; 256 << 10];
+
 /// Reads each file in order and returns their SHA-256s (or stops early, when `stop` is
 /// set, with whatever it has).
 fn hash_files(files: &[Arc<Opened>], stop: &AtomicBool) -> io::Result<Vec<[u8; 32]>> {
-    let mut buf = vec![0u8; 256 << 10];
+    let mut buf = vec![0u8; ZEROS.len()];
     let mut sums = Vec::new();
     for f in files {
         let mut h = Sha256::new();
         let mut at = 0;
         while at < f.len && !stop.load(Ordering::Relaxed) {
             let n = (f.len - at).min(buf.len() as u64) as usize;
-            f.read_at(at, &mut buf[..n])?;
-            h.update(&buf[..n]);
+            if f.is_hole(at, n as u64)? {
+                h.update(&ZEROS[..n]);
+            } else {
+                f.read_at(at, &mut buf[..n])?;
+                h.update(&buf[..n]);
+            }
             at += n as u64;
         }
         sums.push(h.finalize().into());
@@ -306,6 +346,11 @@ mod tests {
         want.extend(vec![0u8; 3 << 20]);
         want.extend([9u8; 100]);
         want.extend(vec![0u8; 2 << 20]);
+        assert!(o.is_hole(1 << 20, 1 << 20).unwrap());
+        assert!(o.is_hole(len - 4096, 4096).unwrap());
+        assert!(!o.is_hole(0, 100).unwrap());
+        assert!(!o.is_hole(5000 + (3 << 20) - 10, 200).unwrap());
+        assert!(!o.is_hole(len - 10, 20).unwrap(), "past the end");
         for (at, n) in [
             (0, len as usize),
             (4000, 2000),
