@@ -249,14 +249,19 @@ const ZSTD_WINDOW_LOG_MAX: u32 = 27;
 /// Memory limit for the xz decoder: enough for preset 9 (64 MiB dictionary).
 const XZ_MEMLIMIT: u64 = 100 << 20;
 
-/// Wraps `r` in the decoder for `c`. gzip accepts concatenated members, as Go's reader does.
+/// Wraps `r` in the decoder for `c`. Each accepts a series of members (gzip), streams (xz)
+/// or frames (zstd) as one, as upstream's readers do.
 pub fn decoder<'a, R: Read + 'a>(c: Compression, r: R) -> io::Result<Box<dyn Read + 'a>> {
     Ok(match c {
         Compression::None => Box::new(r),
         Compression::Gzip => Box::new(GzipReader::new(BufReader::with_capacity(256 << 10, r))),
+        // Concatenated xz streams are one file, as the xz format defines and upstream reads.
         Compression::Lzma => {
-            let stream = liblzma::stream::Stream::new_stream_decoder(XZ_MEMLIMIT, 0)
-                .map_err(io::Error::other)?;
+            let stream = liblzma::stream::Stream::new_stream_decoder(
+                XZ_MEMLIMIT,
+                liblzma::stream::CONCATENATED,
+            )
+            .map_err(io::Error::other)?;
             Box::new(liblzma::read::XzDecoder::new_stream(
                 BufReader::with_capacity(256 << 10, r),
                 stream,

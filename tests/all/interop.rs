@@ -1,6 +1,7 @@
 //! Both ways with upstream 3.9.0: what we write passes its `validate` and its `read` shows
 //! the same fields; what it wrote passes ours and our `read` prints what it prints.
 
+use std::io::{Read, Write};
 use std::path::Path;
 
 use crate::common::*;
@@ -483,4 +484,61 @@ fn chunked_streams_read_as_one_by_other_readers() {
         std::io::Read::read_to_end(&mut e, &mut back).unwrap();
         assert!(back == img, "{tool} read other bytes");
     }
+}
+
+/// An xz data member made of several concatenated streams (as parallel xz tools write
+/// them) is one stream to upstream and to us.
+#[test]
+fn concatenated_xz_streams_read_as_one() {
+    let dir = tmp();
+    let d = dir.path();
+    chunky_image(&d.join("chunky.img"));
+    ma(
+        d,
+        &[
+            "write",
+            "rootfs-image",
+            "-f",
+            "chunky.img",
+            "-t",
+            "dev",
+            "-n",
+            "xz-1",
+            "--compression",
+            "lzma",
+            "--no-progress",
+            "-o",
+            "one.mender",
+        ],
+    )
+    .ok();
+    let one = d.join("one.mender");
+    let mut tar = Vec::new();
+    liblzma::read::XzDecoder::new(&member(&one, "data/0000.tar.xz")[..])
+        .read_to_end(&mut tar)
+        .unwrap();
+    let mut streams = Vec::new();
+    for part in tar.chunks(tar.len() / 3 + 1) {
+        let mut e = liblzma::write::XzEncoder::new(Vec::new(), 1);
+        e.write_all(part).unwrap();
+        streams.extend(e.finish().unwrap());
+    }
+    let mut out = tar::Builder::new(std::fs::File::create(d.join("multi.mender")).unwrap());
+    for name in members(&one) {
+        let data = if name == "data/0000.tar.xz" {
+            streams.clone()
+        } else {
+            member(&one, &name)
+        };
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o600);
+        h.set_cksum();
+        out.append_data(&mut h, &name, &data[..]).unwrap();
+    }
+    out.finish().unwrap();
+    drop(out);
+    upstream_ma(d, &["validate", "multi.mender"]).ok();
+    ma(d, &["validate", "multi.mender"]).ok();
+    ma(d, &["read", "--no-progress", "multi.mender"]).ok();
 }
