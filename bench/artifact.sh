@@ -64,6 +64,16 @@ for cmd in "read --no-progress" validate; do
   done
 done
 
+printf "\n%-34s %9s %10s %9s\n" "read / validate (our artifacts)" "time s" "peak MiB" "speedup"
+for cmd in "read --no-progress" validate; do
+  read -r us uk < <(measure "$up" $cmd "$work/ours-gzip.mender")
+  read -r os ok < <(measure "$ours" $cmd "$work/ours-gzip.mender")
+  read -r zs zk < <(measure "$ours" $cmd "$work/ours-zstd.mender")
+  printf "%-34s %9s %10s %9s\n" "upstream ${cmd%% *} ours-gzip" "$us" "$(awk "BEGIN{printf \"%.0f\", $uk/1024}")" "1.00"
+  printf "%-34s %9s %10s %9s\n" "ours ${cmd%% *} ours-gzip" "$os" "$(awk "BEGIN{printf \"%.0f\", $ok/1024}")" "$(ratio "$us" "$os")"
+  printf "%-34s %9s %10s %9s\n" "ours ${cmd%% *} ours-zstd" "$zs" "$(awk "BEGIN{printf \"%.0f\", $zk/1024}")" "$(ratio "$us" "$zs")"
+done
+
 # Flat memory on a large image: a 4 GiB sparse image with the real image inside it.
 big="$work/big.img"
 truncate -s 4G "$big"
