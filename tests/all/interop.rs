@@ -422,6 +422,29 @@ fn chunky_image(path: &Path) -> Vec<u8> {
     img
 }
 
+/// Writes `chunky.img` in `d` as a rootfs-image artifact `out` with compression `comp`.
+fn write_chunky(d: &Path, comp: &str, out: &str) {
+    ma(
+        d,
+        &[
+            "write",
+            "rootfs-image",
+            "-f",
+            "chunky.img",
+            "-t",
+            "dev",
+            "-n",
+            "chunky",
+            "--compression",
+            comp,
+            "--no-progress",
+            "-o",
+            out,
+        ],
+    )
+    .ok();
+}
+
 /// Our gzip is a series of members and our zstd a series of frames, one per chunk; the
 /// readers of the other Mender tools take each as one stream: upstream's Go reader (gzip;
 /// 3.9 has no zstd), libarchive (the C++ client's reader, here through bsdtar) and the
@@ -433,25 +456,7 @@ fn chunked_streams_read_as_one_by_other_readers() {
     let img = chunky_image(&d.join("chunky.img"));
     for (comp, ext, tool) in [("gzip", "gz", "gzip"), ("zstd_better", "zst", "zstd")] {
         let out = format!("{comp}.mender");
-        ma(
-            d,
-            &[
-                "write",
-                "rootfs-image",
-                "-f",
-                "chunky.img",
-                "-t",
-                "dev",
-                "-n",
-                "chunky",
-                "--compression",
-                comp,
-                "--no-progress",
-                "-o",
-                &out,
-            ],
-        )
-        .ok();
+        write_chunky(d, comp, &out);
         if comp == "gzip" {
             upstream_ma(d, &["validate", &out]).ok();
             let read = upstream_read(d, &out).join("\n");
@@ -493,25 +498,7 @@ fn concatenated_xz_streams_read_as_one() {
     let dir = tmp();
     let d = dir.path();
     chunky_image(&d.join("chunky.img"));
-    ma(
-        d,
-        &[
-            "write",
-            "rootfs-image",
-            "-f",
-            "chunky.img",
-            "-t",
-            "dev",
-            "-n",
-            "xz-1",
-            "--compression",
-            "lzma",
-            "--no-progress",
-            "-o",
-            "one.mender",
-        ],
-    )
-    .ok();
+    write_chunky(d, "lzma", "one.mender");
     let one = d.join("one.mender");
     let mut tar = Vec::new();
     liblzma::read::XzDecoder::new(&member(&one, "data/0000.tar.xz")[..])
