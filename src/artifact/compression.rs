@@ -6,7 +6,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use super::gunzip::GzipReader;
-use super::pchunk::{ChunkSource, GzipChunks, ParallelChunkWriter, ZstdChunks};
+use super::pchunk::{ChunkSource, Chunks, GzipChunks, ParallelChunkWriter, ZstdChunks};
 
 /// The compressions upstream names on its command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,10 +119,19 @@ impl Compression {
         }
     }
 
+    /// How this compression works in independent chunks (gzip, zstd); `None` for the others.
+    fn chunking(self) -> Option<Chunking> {
+        match self {
+            Compression::None | Compression::Lzma => None,
+            Compression::Gzip => Some(Chunking::Gzip),
+            _ => Some(Chunking::Zstd(self.zstd_level())),
+        }
+    }
+
     /// Whether this compression works in independent chunks that workers can read for
     /// themselves (see [`Compression::compress_source`]).
     pub fn is_chunked(self) -> bool {
-        !matches!(self, Compression::None | Compression::Lzma)
+        self.chunking().is_some()
     }
 
     /// Compresses all of `source` into `w` when this compression works in independent
@@ -134,44 +143,24 @@ impl Compression {
         source: Arc<dyn ChunkSource>,
         progress: &mut dyn FnMut(u64),
     ) -> Option<io::Result<W>> {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        match self {
-            Compression::Gzip => Some(ParallelChunkWriter::compress_source(
-                w,
-                source,
-                GZIP_CHUNK,
-                threads,
-                || GzipChunks::new(GZIP_LEVEL),
-                progress,
-            )),
-            Compression::ZstdFastest
-            | Compression::ZstdFast
-            | Compression::ZstdBetter
-            | Compression::ZstdBest => {
-                let level = self.zstd_level();
-                Some(ParallelChunkWriter::compress_source(
-                    w,
-                    source,
-                    ZSTD_CHUNK,
-                    threads,
-                    move || ZstdChunks::new(level),
-                    progress,
-                ))
-            }
-            Compression::None | Compression::Lzma => None,
-        }
+        let c = self.chunking()?;
+        Some(ParallelChunkWriter::compress_source(
+            w,
+            source,
+            c.size(),
+            threads(),
+            move || c.codec(),
+            progress,
+        ))
     }
 
     /// Wraps `w` in an encoder; `finish` on the result completes the stream.
     pub fn encoder<W: Write + Send>(self, w: W) -> io::Result<Encoder<W>> {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if let Some(c) = self.chunking() {
+            let writer = ParallelChunkWriter::new(w, c.size(), threads(), move || c.codec())?;
+            return Ok(Encoder::Chunked(writer));
+        }
         Ok(match self {
-            Compression::None => Encoder::None(w),
-            Compression::Gzip => {
-                Encoder::Gzip(ParallelChunkWriter::new(w, GZIP_CHUNK, threads, || {
-                    GzipChunks::new(GZIP_LEVEL)
-                })?)
-            }
             Compression::Lzma => {
                 let mut opts = liblzma::stream::LzmaOptions::new_preset(XZ_PRESET)
                     .map_err(io::Error::other)?;
@@ -179,7 +168,7 @@ impl Compression {
                 let mut filters = liblzma::stream::Filters::new();
                 filters.lzma2(&opts);
                 let stream = liblzma::stream::MtStreamBuilder::new()
-                    .threads(threads as u32)
+                    .threads(threads() as u32)
                     .filters(filters)
                     .check(liblzma::stream::Check::Crc64)
                     .block_size(XZ_BLOCK_SIZE)
@@ -187,29 +176,48 @@ impl Compression {
                     .map_err(io::Error::other)?;
                 Encoder::Xz(liblzma::write::XzEncoder::new_stream(w, stream))
             }
-            _ => {
-                let level = self.zstd_level();
-                Encoder::Zstd(ParallelChunkWriter::new(
-                    w,
-                    ZSTD_CHUNK,
-                    threads,
-                    move || ZstdChunks::new(level),
-                )?)
-            }
+            _ => Encoder::None(w),
         })
     }
+}
+
+/// The chunked compressions: the codec and its chunk size.
+#[derive(Clone, Copy)]
+enum Chunking {
+    Gzip,
+    /// At this zstd level.
+    Zstd(i32),
+}
+
+impl Chunking {
+    fn size(self) -> usize {
+        match self {
+            Chunking::Gzip => GZIP_CHUNK,
+            Chunking::Zstd(_) => ZSTD_CHUNK,
+        }
+    }
+
+    fn codec(self) -> io::Result<Chunks> {
+        Ok(match self {
+            Chunking::Gzip => Chunks::Gzip(GzipChunks::new(GZIP_LEVEL)?),
+            Chunking::Zstd(level) => Chunks::Zstd(ZstdChunks::new(level)?),
+        })
+    }
+}
+
+/// Threads to compress on: one per core.
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// A compressing writer for one member.
 pub enum Encoder<W: Write + Send> {
     /// No compression.
     None(W),
-    /// Parallel gzip, one member per chunk.
-    Gzip(ParallelChunkWriter<W, GzipChunks>),
+    /// gzip or zstd in chunks on every core, one member (frame) each.
+    Chunked(ParallelChunkWriter<W, Chunks>),
     /// Multi-threaded xz.
     Xz(liblzma::write::XzEncoder<W>),
-    /// Parallel zstd, one frame per chunk.
-    Zstd(ParallelChunkWriter<W, ZstdChunks>),
 }
 
 impl<W: Write + Send> Encoder<W> {
@@ -217,9 +225,8 @@ impl<W: Write + Send> Encoder<W> {
     pub fn finish(self) -> io::Result<W> {
         match self {
             Encoder::None(w) => Ok(w),
-            Encoder::Gzip(g) => g.finish(),
+            Encoder::Chunked(c) => c.finish(),
             Encoder::Xz(x) => x.finish(),
-            Encoder::Zstd(z) => z.finish(),
         }
     }
 }
@@ -228,17 +235,15 @@ impl<W: Write + Send> Write for Encoder<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Encoder::None(w) => w.write(buf),
-            Encoder::Gzip(g) => g.write(buf),
+            Encoder::Chunked(c) => c.write(buf),
             Encoder::Xz(x) => x.write(buf),
-            Encoder::Zstd(z) => z.write(buf),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Encoder::None(w) => w.flush(),
-            Encoder::Gzip(g) => g.flush(),
+            Encoder::Chunked(c) => c.flush(),
             Encoder::Xz(x) => x.flush(),
-            Encoder::Zstd(z) => z.flush(),
         }
     }
 }
