@@ -283,20 +283,34 @@ impl<W: Write, C: ChunkCodec> ParallelChunkWriter<W, C> {
         }
     }
 
-    fn submit_fill(&mut self, offset: u64, len: usize) -> io::Result<()> {
-        let chunk = self
-            .spare_in
+    /// A spare input buffer (or a new one).
+    fn spare_chunk(&mut self) -> Vec<u8> {
+        self.spare_in
             .pop()
-            .unwrap_or_else(|| Vec::with_capacity(self.chunk_size));
+            .unwrap_or_else(|| Vec::with_capacity(self.chunk_size))
+    }
+
+    /// Hands `chunk` (or the `fill` range of the source) of `len` bytes to the workers.
+    fn submit_job(
+        &mut self,
+        chunk: Vec<u8>,
+        fill: Option<(u64, usize)>,
+        len: usize,
+    ) -> io::Result<()> {
         let out = self.spare_out.pop().unwrap_or_default();
         let (done, rx) = mpsc::sync_channel(1);
         let job = Job {
             chunk,
-            fill: Some((offset, len)),
+            fill,
             out,
             done,
         };
         self.dispatch(job, len, rx)
+    }
+
+    fn submit_fill(&mut self, offset: u64, len: usize) -> io::Result<()> {
+        let chunk = self.spare_chunk();
+        self.submit_job(chunk, Some((offset, len)), len)
     }
 
     fn submit(&mut self) -> io::Result<()> {
@@ -313,21 +327,10 @@ impl<W: Write, C: ChunkCodec> ParallelChunkWriter<W, C> {
             }
             return Ok(());
         }
-        let next = self
-            .spare_in
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(self.chunk_size));
+        let next = self.spare_chunk();
         let chunk = std::mem::replace(&mut self.chunk, next);
         let len = chunk.len();
-        let out = self.spare_out.pop().unwrap_or_default();
-        let (done, rx) = mpsc::sync_channel(1);
-        let job = Job {
-            chunk,
-            fill: None,
-            out,
-            done,
-        };
-        self.dispatch(job, len, rx)
+        self.submit_job(chunk, None, len)
     }
 
     /// Compresses what is buffered, waits for the workers and returns the inner writer.
@@ -379,7 +382,7 @@ impl<W: Write, C: ChunkCodec> Drop for ParallelChunkWriter<W, C> {
 }
 
 mod codecs;
-pub use codecs::{GzipChunks, ZstdChunks};
+pub use codecs::{Chunks, GzipChunks, ZstdChunks};
 
 #[cfg(test)]
 mod tests;
