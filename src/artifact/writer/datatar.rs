@@ -54,62 +54,74 @@ fn shrank(path: &Path) -> io::Error {
 }
 
 impl Opened {
+    /// The extent of the file at `offset` (below its length): whether it holds data, and
+    /// where it ends. Where the file system cannot tell holes apart, everything is data.
+    fn extent(&self, offset: u64) -> io::Result<(bool, u64)> {
+        match lseek(&self.file, offset as i64, Whence::SeekData) {
+            Ok(d) if d as u64 > offset => Ok((false, (d as u64).min(self.len))),
+            Ok(_) => {
+                let hole = match lseek(&self.file, offset as i64, Whence::SeekHole) {
+                    Ok(h) if h as u64 > offset => h as u64,
+                    _ => u64::MAX,
+                };
+                Ok((true, hole.min(self.len)))
+            }
+            // No data from here on: a hole up to the end, unless the file shrank.
+            Err(Errno::ENXIO) => {
+                if self.file.metadata()?.len() <= offset {
+                    return Err(shrank(&self.path));
+                }
+                Ok((false, self.len))
+            }
+            Err(_) => Ok((true, self.len)),
+        }
+    }
+
     /// Whether `len` bytes from `offset` are all in a hole (and so zeros).
     fn is_hole(&self, offset: u64, len: u64) -> io::Result<bool> {
         if offset + len > self.len {
             return Ok(false);
         }
-        Ok(match lseek(&self.file, offset as i64, Whence::SeekData) {
-            Ok(d) => d as u64 >= offset + len,
-            // No data after `offset`: a trailing hole, unless the file shrank.
-            Err(Errno::ENXIO) => self.file.metadata()?.len() > offset,
-            Err(_) => false,
-        })
+        let (data, end) = self.extent(offset)?;
+        Ok(!data && end >= offset + len)
     }
 
     /// Fills `buf` from `offset`; holes read as zeros without being read.
     fn read_at(&self, mut offset: u64, mut buf: &mut [u8]) -> io::Result<()> {
-        let ctx = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", self.path.display()));
         while !buf.is_empty() {
             if offset >= self.len {
                 return Err(shrank(&self.path));
             }
-            let data = match lseek(&self.file, offset as i64, Whence::SeekData) {
-                Ok(d) => d as u64,
-                // No data from here on: a hole up to the end, unless the file shrank.
-                Err(Errno::ENXIO) => {
-                    if self.file.metadata().map_err(ctx)?.len() <= offset {
-                        return Err(shrank(&self.path));
-                    }
-                    self.len
-                }
-                Err(_) => offset,
-            };
-            if data > offset {
-                let n = (data - offset).min(buf.len() as u64) as usize;
+            let (data, end) = self.extent(offset)?;
+            let n = (end - offset).min(buf.len() as u64) as usize;
+            if data {
+                self.read_data(offset, &mut buf[..n])?;
+            } else {
                 buf[..n].fill(0);
-                offset += n as u64;
-                buf = &mut buf[n..];
-                continue;
             }
-            let hole = match lseek(&self.file, offset as i64, Whence::SeekHole) {
-                Ok(h) if h as u64 > offset => h as u64,
-                _ => u64::MAX,
-            };
-            let n = (hole - offset).min(buf.len() as u64) as usize;
-            let mut part = &mut buf[..n];
-            while !part.is_empty() {
-                match self.file.read_at(part, offset) {
-                    Ok(0) => return Err(shrank(&self.path)),
-                    Ok(k) => {
-                        offset += k as u64;
-                        part = &mut part[k..];
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(ctx(e)),
+            offset += n as u64;
+            buf = &mut buf[n..];
+        }
+        Ok(())
+    }
+
+    /// Reads all of `buf` from `offset`, where the file holds data.
+    fn read_data(&self, mut offset: u64, mut buf: &mut [u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.file.read_at(buf, offset) {
+                Ok(0) => return Err(shrank(&self.path)),
+                Ok(k) => {
+                    offset += k as u64;
+                    buf = &mut buf[k..];
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("{}: {e}", self.path.display()),
+                    ))
                 }
             }
-            buf = &mut buf[n..];
         }
         Ok(())
     }
@@ -157,16 +169,25 @@ impl DataTar {
             len: at,
         }
     }
-}
 
-impl DataTar {
-    /// The file part holding all of `len` bytes from `offset`, and the offset in it.
-    fn within_file(&self, offset: u64, len: u64) -> Option<(&Opened, u64)> {
-        let i = self.parts.partition_point(|(start, _)| *start <= offset) - 1;
+    /// The index of the part holding `offset`.
+    fn part_at(&self, offset: u64) -> usize {
+        self.parts.partition_point(|(start, _)| *start <= offset) - 1
+    }
+
+    /// Part `i`: where it starts and ends, and what it is.
+    fn part(&self, i: usize) -> (u64, u64, &Part) {
         let (start, part) = &self.parts[i];
         let end = self.parts.get(i + 1).map_or(self.len, |(s, _)| *s);
-        match part {
-            Part::File(f) if offset + len <= end => Some((&self.files[*f], offset - start)),
+        (*start, end, part)
+    }
+
+    /// The file part holding all of `len` bytes from `offset`, and the offset in it.
+    fn within_file(&self, offset: u64, len: u64) -> Option<(&Opened, u64)> {
+        match self.part(self.part_at(offset)) {
+            (start, end, Part::File(f)) if offset + len <= end => {
+                Some((&self.files[*f], offset - start))
+            }
             _ => None,
         }
     }
@@ -188,10 +209,9 @@ impl ChunkSource for DataTar {
         if self.stop.load(Ordering::Relaxed) {
             return Err(io::Error::other("stopped: hashing the payload failed"));
         }
-        let mut i = self.parts.partition_point(|(start, _)| *start <= offset) - 1;
+        let mut i = self.part_at(offset);
         while !buf.is_empty() {
-            let (start, part) = &self.parts[i];
-            let end = self.parts.get(i + 1).map_or(self.len, |(s, _)| *s);
+            let (start, end, part) = self.part(i);
             let n = (end - offset).min(buf.len() as u64) as usize;
             let within = offset - start;
             match part {
@@ -219,14 +239,17 @@ fn hash_files(files: &[Arc<Opened>], stop: &AtomicBool) -> io::Result<Vec<[u8; 3
         let mut h = Sha256::new();
         let mut at = 0;
         while at < f.len && !stop.load(Ordering::Relaxed) {
-            let n = (f.len - at).min(buf.len() as u64) as usize;
-            if f.is_hole(at, n as u64)? {
-                h.update(&ZEROS[..n]);
-            } else {
-                f.read_at(at, &mut buf[..n])?;
-                h.update(&buf[..n]);
+            let (data, end) = f.extent(at)?;
+            while at < end && !stop.load(Ordering::Relaxed) {
+                let n = (end - at).min(buf.len() as u64) as usize;
+                if data {
+                    f.read_data(at, &mut buf[..n])?;
+                    h.update(&buf[..n]);
+                } else {
+                    h.update(&ZEROS[..n]);
+                }
+                at += n as u64;
             }
-            at += n as u64;
         }
         sums.push(h.finalize().into());
     }
@@ -346,6 +369,9 @@ mod tests {
         want.extend(vec![0u8; 3 << 20]);
         want.extend([9u8; 100]);
         want.extend(vec![0u8; 2 << 20]);
+        let o = Arc::new(o);
+        let sums = hash_files(&[Arc::clone(&o)], &AtomicBool::new(false)).unwrap();
+        assert_eq!(sums, vec![crate::artifact::hashing::sha256(&want)]);
         assert!(o.is_hole(1 << 20, 1 << 20).unwrap());
         assert!(o.is_hole(len - 4096, 4096).unwrap());
         assert!(!o.is_hole(0, 100).unwrap());
