@@ -52,12 +52,13 @@ pub enum StreamHasher {
     },
 }
 
-fn hash_zeros(h: &mut Sha256, mut n: usize) {
+/// Adds `n` zero bytes to `h`.
+pub(crate) fn hash_zeros(h: &mut Sha256, mut n: u64) {
     static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
     while n > 0 {
-        let k = n.min(ZEROS.len());
+        let k = n.min(ZEROS.len() as u64) as usize;
         h.update(&ZEROS[..k]);
-        n -= k;
+        n -= k as u64;
     }
 }
 
@@ -81,7 +82,7 @@ impl StreamHasher {
                         chunk.clear();
                         let _ = back_tx.try_send(chunk);
                     }
-                    Msg::Zeros(n) => hash_zeros(&mut h, n),
+                    Msg::Zeros(n) => hash_zeros(&mut h, n as u64),
                 }
             }
             let _ = rtx.send(h.finalize().into());

@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 use super::{io_err, Input, WriteOptions};
 use crate::artifact::compression::Compression;
 use crate::artifact::error::{ArtifactError, Result};
+use crate::artifact::hashing::hash_zeros;
 use crate::artifact::pchunk::ChunkSource;
 use crate::artifact::tarw;
 
@@ -227,27 +228,24 @@ impl ChunkSource for DataTar {
     }
 }
 
-/// What holes hash as, a hashing step's worth.
-static ZEROS: [u8; 256 << 10] = [0; 256 << 10];
-
 /// Reads each file in order and returns their SHA-256s (or stops early, when `stop` is
 /// set, with whatever it has).
 fn hash_files(files: &[Arc<Opened>], stop: &AtomicBool) -> io::Result<Vec<[u8; 32]>> {
-    let mut buf = vec![0u8; ZEROS.len()];
+    let mut buf = vec![0u8; 256 << 10];
     let mut sums = Vec::new();
     for f in files {
         let mut h = Sha256::new();
         let mut at = 0;
         while at < f.len && !stop.load(Ordering::Relaxed) {
             let (data, end) = f.extent(at)?;
+            if !data {
+                hash_zeros(&mut h, end - at);
+                at = end;
+            }
             while at < end && !stop.load(Ordering::Relaxed) {
                 let n = (end - at).min(buf.len() as u64) as usize;
-                if data {
-                    f.read_data(at, &mut buf[..n])?;
-                    h.update(&buf[..n]);
-                } else {
-                    h.update(&ZEROS[..n]);
-                }
+                f.read_data(at, &mut buf[..n])?;
+                h.update(&buf[..n]);
                 at += n as u64;
             }
         }
