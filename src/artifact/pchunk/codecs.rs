@@ -5,36 +5,25 @@ use std::io;
 use super::ChunkCodec;
 
 /// gzip members by libdeflate.
-pub struct GzipChunks {
-    c: libdeflater::Compressor,
-    /// libdeflate writes into a buffer of the worst-case size: kept at that length, so it
-    /// is not zeroed again for every chunk; only the member is copied out.
-    scratch: Vec<u8>,
-}
+pub struct GzipChunks(libdeflater::Compressor);
 
 impl GzipChunks {
     /// A codec at deflate `level` (1..=12; 4 to 6 are zlib-like).
     pub fn new(level: i32) -> io::Result<Self> {
         let lvl = libdeflater::CompressionLvl::new(level)
             .map_err(|_| io::Error::other(format!("invalid gzip level {level}")))?;
-        Ok(GzipChunks {
-            c: libdeflater::Compressor::new(lvl),
-            scratch: Vec::new(),
-        })
+        Ok(GzipChunks(libdeflater::Compressor::new(lvl)))
     }
 }
 
 impl ChunkCodec for GzipChunks {
     fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
-        let bound = self.c.gzip_compress_bound(input.len());
-        if self.scratch.len() < bound {
-            self.scratch.resize(bound, 0);
-        }
+        out.resize(self.0.gzip_compress_bound(input.len()), 0);
         let n = self
-            .c
-            .gzip_compress(input, &mut self.scratch)
+            .0
+            .gzip_compress(input, out)
             .map_err(|e| io::Error::other(format!("gzip: {e}")))?;
-        out.extend_from_slice(&self.scratch[..n]);
+        out.truncate(n);
         Ok(())
     }
 }
