@@ -3,6 +3,7 @@
 //! `rootfs-image` module (spec §6). A library for the installer to call instead of running a
 //! module script; the boot protocol itself lives in [`super::bootenv::rules`].
 
+mod direct;
 /// The running root's identity (device numbers, kernel command line).
 pub mod root;
 /// Persisted handler state: the download marker and the original partition.
@@ -297,8 +298,10 @@ impl<'a> RootfsHandler<'a> {
                 found: promised,
             });
         }
+        // The running partition as the medium holds it, not as the mounted filesystem may
+        // have changed the kernel's cached view of it (see `direct`).
         let active = Path::new(&slots.active.device);
-        let source = std::fs::File::open(active).map_err(|e| RootfsError::Partition {
+        let source = direct::DirectReader::open(active).map_err(|e| RootfsError::Partition {
             path: active.to_owned(),
             source: e,
         })?;
@@ -310,8 +313,8 @@ impl<'a> RootfsHandler<'a> {
         // The applier checks the SHA-256 of what it builds against the patch header (equal
         // to `expected`, checked above), and `seal` checks the partition against it again.
         let mut writer = write::PartitionWriter::unhashed(&target, self.config.read_compare_write);
-        // The source unbuffered: the applier seeks for every copy, and a buffer would be
-        // thrown away each time.
+        // The source through a 1 MiB window: the applier seeks for every copy, mostly
+        // forward and within a few KiB.
         apply_after_header(&header, source, &mut *data, &mut writer).map_err(delta_err)?;
         // Reading to the end lets the artifact reader check the payload's checksum.
         let mut rest = [0u8; 1];
