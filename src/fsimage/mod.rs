@@ -1,4 +1,4 @@
-//! Files inside filesystem images: ext4 through e2fsprogs' `debugfs`, vfat through mtools,
+//! Filesystem images: files inside ext4 (e2fsprogs' `debugfs`) and vfat (mtools),
 //! whether the filesystem is a whole file or a partition of a disk image. Knows nothing about
 //! artifacts.
 
@@ -7,8 +7,11 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+pub mod disk;
 mod ext4;
+pub mod layout;
 pub mod partitions;
+pub mod ubootenv;
 mod vfat;
 
 /// An error working on a filesystem image, as one line.

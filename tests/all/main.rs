@@ -6,6 +6,7 @@ mod bad_input;
 mod common;
 mod craft;
 mod delta;
+mod diskimage;
 mod dump;
 mod edit;
 mod fuzz_regressions;
@@ -15,6 +16,7 @@ mod interop;
 mod man;
 mod pkcs11;
 mod powerloss;
+
 mod rootfs;
 mod rootfs_delta;
 mod roundtrip;

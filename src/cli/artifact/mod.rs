@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use super::exit::{CliError, CliResult};
 
 pub mod delta;
+pub mod disk_image;
 pub mod dump;
 pub mod fscmd;
 pub mod keys;
@@ -64,6 +65,9 @@ pub enum Command {
     Dump(dump::DumpArgs),
     /// Make a binary delta artifact from two full rootfs-image artifacts (or apply one)
     Delta(delta::DeltaArgs),
+    /// Make the first flashable disk image (.sdimg, .uefiimg) from a root filesystem image,
+    /// in Mender's partition layout
+    DiskImage(disk_image::DiskImageArgs),
 }
 
 /// Parses `args` (including the program name) and runs the command.
@@ -97,6 +101,7 @@ where
         Some(Command::Rm(a)) => fscmd::rm(a),
         Some(Command::Dump(a)) => dump::run(a),
         Some(Command::Delta(a)) => delta::run(a),
+        Some(Command::DiskImage(a)) => disk_image::run(a),
         None => {
             let _ = <Cli as clap::CommandFactory>::command().print_help();
             Err(CliError::usage("no command given"))
