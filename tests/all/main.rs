@@ -16,7 +16,7 @@ mod interop;
 mod man;
 mod pkcs11;
 mod powerloss;
-
+mod realboot;
 mod rootfs;
 mod rootfs_delta;
 mod roundtrip;
