@@ -382,7 +382,7 @@ impl<W: Write, C: ChunkCodec> Drop for ParallelChunkWriter<W, C> {
 }
 
 mod codecs;
-pub use codecs::{Chunks, GzipChunks, ZstdChunks};
+pub use codecs::{Chunks, GzipChunks, ZstdChunks, MEMBER_SIZE_ID, SIZED_HEADER_LEN};
 
 #[cfg(test)]
 mod tests;

@@ -16,14 +16,34 @@ impl GzipChunks {
     }
 }
 
+/// The extra-field subfield that records a member's size: `M`, `C` ("Mender chunk"), four
+/// bytes of data (see doc/chunked-compression.md).
+pub const MEMBER_SIZE_ID: [u8; 2] = *b"MC";
+/// Header of a member with its size: the fixed ten bytes, XLEN, and the one subfield.
+pub const SIZED_HEADER_LEN: usize = 10 + 2 + 8;
+
 impl ChunkCodec for GzipChunks {
+    /// A gzip member whose header records its own length in an extra field, which gzip
+    /// readers skip (RFC 1952 2.3.1.1) and ours use to decompress members on every core.
     fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
-        out.resize(self.0.gzip_compress_bound(input.len()), 0);
+        let bound = self.0.deflate_compress_bound(input.len());
+        out.resize(SIZED_HEADER_LEN + bound + 8, 0);
         let n = self
             .0
-            .gzip_compress(input, out)
+            .deflate_compress(input, &mut out[SIZED_HEADER_LEN..])
             .map_err(|e| io::Error::other(format!("gzip: {e}")))?;
-        out.truncate(n);
+        let total = SIZED_HEADER_LEN + n + 8;
+        let size = u32::try_from(total)
+            .map_err(|_| io::Error::other("gzip: a chunk too large for one member"))?;
+        // ID1 ID2 CM=deflate FLG=FEXTRA MTIME=0 XFL=0 OS=unknown, then XLEN and the subfield.
+        out[..12].copy_from_slice(&[0x1f, 0x8b, 8, 0x04, 0, 0, 0, 0, 0, 0xff, 8, 0]);
+        out[12..14].copy_from_slice(&MEMBER_SIZE_ID);
+        out[14..16].copy_from_slice(&4u16.to_le_bytes());
+        out[16..20].copy_from_slice(&size.to_le_bytes());
+        let trailer = SIZED_HEADER_LEN + n;
+        out[trailer..trailer + 4].copy_from_slice(&crc32fast::hash(input).to_le_bytes());
+        out[trailer + 4..total].copy_from_slice(&(input.len() as u32).to_le_bytes());
+        out.truncate(total);
         Ok(())
     }
 }
