@@ -1,12 +1,12 @@
 //! The compressions of header and data members, chosen by `--compression` when writing and by
 //! the member name's suffix when reading. Encoders use every core the codec allows.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::str::FromStr;
 use std::sync::Arc;
 
-use super::gunzip::GzipReader;
 use super::pchunk::{ChunkSource, Chunks, GzipChunks, ParallelChunkWriter, ZstdChunks};
+use super::pdecode::{Codec, ParallelDecoder, XzReader};
 
 /// The compressions upstream names on its command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -248,45 +248,27 @@ impl<W: Write + Send> Write for Encoder<W> {
     }
 }
 
-/// Largest zstd window a reader accepts (128 MiB, zstd's own default limit), so that a
-/// hostile frame cannot make a device allocate more.
-const ZSTD_WINDOW_LOG_MAX: u32 = 27;
-/// Memory limit for the xz decoder: enough for preset 9 (64 MiB dictionary).
+/// Memory limit for the xz decoder: enough for preset 9 (64 MiB dictionary) on one thread.
 const XZ_MEMLIMIT: u64 = 100 << 20;
+/// Memory the xz decoder may use for decoding blocks in parallel; past it, fewer threads.
+/// Our blocks (32 MiB, 8 MiB dictionary) take about 41 MiB a thread.
+const XZ_MEMLIMIT_THREADING: u64 = 100 << 20;
 
 /// Wraps `r` in the decoder for `c`. Each accepts a series of members (gzip), streams (xz)
-/// or frames (zstd) as one, as upstream's readers do.
+/// or frames (zstd) as one, as upstream's readers do, and decodes the independent chunks
+/// our writer makes on every core (see [`super::pdecode`]).
 pub fn decoder<'a, R: Read + 'a>(c: Compression, r: R) -> io::Result<Box<dyn Read + 'a>> {
     Ok(match c {
         Compression::None => Box::new(r),
-        Compression::Gzip => Box::new(GzipReader::new(BufReader::with_capacity(256 << 10, r))),
-        // Concatenated xz streams are one file, as the xz format defines and upstream reads.
-        Compression::Lzma => {
-            let stream = liblzma::stream::Stream::new_stream_decoder(
-                XZ_MEMLIMIT,
-                liblzma::stream::CONCATENATED,
-            )
-            .map_err(io::Error::other)?;
-            Box::new(liblzma::read::XzDecoder::new_stream(
-                BufReader::with_capacity(256 << 10, r),
-                stream,
-            ))
-        }
-        _ => {
-            let mut d =
-                zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(256 << 10, r))?;
-            d.window_log_max(ZSTD_WINDOW_LOG_MAX)?;
-            Box::new(ZstdReader(d))
-        }
+        Compression::Gzip => Box::new(ParallelDecoder::new(Codec::Gzip, r, threads())),
+        Compression::Lzma => Box::new(XzReader::new(
+            BufReader::with_capacity(256 << 10, r),
+            threads(),
+            XZ_MEMLIMIT_THREADING,
+            XZ_MEMLIMIT,
+        )),
+        _ => Box::new(ParallelDecoder::new(Codec::Zstd, r, threads())),
     })
-}
-
-struct ZstdReader<R: BufRead>(zstd::stream::read::Decoder<'static, R>);
-
-impl<R: BufRead> Read for ZstdReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.read(buf)
-    }
 }
 
 #[cfg(test)]

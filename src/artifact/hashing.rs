@@ -16,7 +16,7 @@ const OFFLOAD_MIN: u64 = 4 << 20;
 /// Bytes handed to the hashing thread at a time.
 const CHUNK: usize = 1 << 20;
 /// Data chunks in flight to the hashing thread (the memory it may hold).
-const BUFFERS: usize = 6;
+const BUFFERS: usize = 4;
 /// Messages that may wait for the hashing thread. Runs of zeros travel as a count, without
 /// a buffer, so over the empty stretches of a disk image the caller may run far ahead and
 /// the two threads work at the same time rather than in turn.
