@@ -4,9 +4,11 @@
 
 use std::io::{self, Read};
 
+use mender::artifact::gunzip::GzipReader;
 use mender::artifact::header::{parse_meta_data, HeaderInfo, TypeInfo};
 use mender::artifact::headertar::parse_header_tar;
 use mender::artifact::names::{parse_script_name, split_script_name};
+use mender::artifact::pdecode::{self, ParallelDecoder, XzReader};
 use mender::artifact::{
     read_artifact, ArtifactInfo, Compression, Manifest, ManifestVerifier, PayloadFile, ReadOptions,
     Validate, VerifyMode, Visitor,
@@ -38,6 +40,7 @@ pub const TARGETS: &[(&str, Entry)] = &[
     ("config", config),
     ("pem_keys", pem_keys),
     ("delta_apply", delta_apply),
+    ("decompress", decompress),
     ("server_requests", server_requests),
 ];
 
@@ -260,5 +263,73 @@ pub fn delta_apply(data: &[u8]) {
     let mut sink = CappedSink(0);
     if let Ok(applied) = apply(io::Cursor::new(&source), &patch[..], &mut sink) {
         assert_eq!(applied.target_size, sink.0);
+    }
+}
+
+/// Most output read from one decompression input.
+const DECOMPRESS_CAP: usize = 64 << 20;
+
+/// Reads `r` through short reads of varying size, up to [`DECOMPRESS_CAP`] bytes.
+fn drain(mut r: impl Read, step: usize) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; step];
+    while out.len() < DECOMPRESS_CAP {
+        let want = buf.len().min(DECOMPRESS_CAP - out.len());
+        let n = r.read(&mut buf[..want])?;
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    Ok(out)
+}
+
+/// The parallel decoders against the sequential ones they stand in for. The first byte
+/// picks the codec (gzip, zstd, xz) and the worker count; the rest is the compressed
+/// stream. Output is read through short reads, at most 64 MiB. Where both decoders read the
+/// input to its end, they must agree byte for byte (the libraries' checks of corrupt input may
+/// differ, so one failing alone is not a finding).
+pub fn decompress(data: &[u8]) {
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
+    let threads = usize::from(sel >> 2 & 3) + 1;
+    let step = [1, 7, 4096, 65536][usize::from(sel >> 4 & 3)];
+    let (parallel, sequential) = match sel & 3 {
+        0 => (
+            drain(
+                ParallelDecoder::new(pdecode::Codec::Gzip, rest, threads),
+                step,
+            ),
+            drain(GzipReader::new(rest), 65536),
+        ),
+        1 => {
+            let mut d = zstd::stream::read::Decoder::new(rest).expect("zstd decoder");
+            d.window_log_max(pdecode::ZSTD_WINDOW_LOG_MAX)
+                .expect("window limit");
+            (
+                drain(
+                    ParallelDecoder::new(pdecode::Codec::Zstd, rest, threads),
+                    step,
+                ),
+                drain(d, 65536),
+            )
+        }
+        _ => {
+            let stream = liblzma::stream::Stream::new_stream_decoder(
+                100 << 20,
+                liblzma::stream::CONCATENATED,
+            )
+            .expect("xz decoder");
+            (
+                drain(XzReader::new(rest, threads, 100 << 20, 100 << 20), step),
+                drain(liblzma::read::XzDecoder::new_stream(rest, stream), 65536),
+            )
+        }
+    };
+    if let (Ok(p), Ok(s)) = (parallel, sequential) {
+        if p.len() < DECOMPRESS_CAP && s.len() < DECOMPRESS_CAP {
+            assert!(p == s, "parallel and sequential decoders disagree");
+        }
     }
 }
