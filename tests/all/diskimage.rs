@@ -246,11 +246,7 @@ fn bad_input_leaves_nothing() {
             2,
             "no room for the root filesystems",
         ),
-        (
-            &["-r", &image, "--alignment", "1000"],
-            2,
-            "multiple of 512",
-        ),
+        (&["-r", &image, "--alignment", "1000"], 2, "multiple of 512"),
         (
             &["-r", &image, "--uboot-env-set", "bad name=1"],
             2,
