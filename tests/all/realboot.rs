@@ -1,12 +1,13 @@
 //! Real boot: `scripts/real-boot` with the binaries under test. A QEMU x86 machine (software
-//! emulation, no KVM) with Debian's U-Boot boots a disk made by `mender-artifact disk-image`;
-//! inside it our `mender-update` installs full and delta artifacts, the machine reboots through
-//! U-Boot, which counts boots and falls back past `bootlimit`. The script checks the whole
-//! transcript; this test reads the console log again for the boot loader's decisions and the
-//! boot variables as the guest read them back.
+//! emulation, no KVM) boots a disk made by `mender-artifact disk-image` through Debian's
+//! U-Boot (`.sdimg`), or through OVMF and Debian's GRUB (`.uefiimg`); inside it our
+//! `mender-update` installs full and delta artifacts, the machine reboots through the boot
+//! loader, which counts boots and falls back from images that do not boot. The script checks
+//! the whole transcript; these tests read the console log again for the boot loader's
+//! decisions and the boot variables as the guest read them back.
 //!
-//! Skipped, saying why, where QEMU or Debian's U-Boot is not installed, unless
-//! `MENDER_TEST_REQUIRE_QEMU` is set: the test command sets it, so CI never skips it.
+//! Skipped, saying why, where QEMU, Debian's U-Boot or OVMF is not installed, unless
+//! `MENDER_TEST_REQUIRE_QEMU` is set: the test command sets it, so CI never skips them.
 
 use std::path::Path;
 use std::process::Command;
@@ -14,9 +15,10 @@ use std::process::Command;
 use crate::common::ours;
 
 const UBOOT_ROM: &str = "/usr/lib/u-boot/qemu-x86/u-boot.rom";
+const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 
-/// Why QEMU cannot run here, if it cannot.
-fn qemu_unavailable() -> Option<String> {
+/// Why QEMU cannot run here, if it cannot (with OVMF for `uefi`).
+fn qemu_unavailable(uefi: bool) -> Option<String> {
     match Command::new("qemu-system-x86_64").arg("--version").output() {
         Ok(out) if out.status.success() => {}
         Ok(out) => {
@@ -30,74 +32,66 @@ fn qemu_unavailable() -> Option<String> {
     if !Path::new(UBOOT_ROM).exists() {
         return Some(format!("{UBOOT_ROM} is missing (Debian's u-boot-qemu)"));
     }
+    if uefi && !Path::new(OVMF_CODE).exists() {
+        return Some(format!("{OVMF_CODE} is missing (Debian's ovmf)"));
+    }
     None
 }
 
-#[test]
-fn uboot_full_and_delta_updates_with_rollback() {
-    if let Some(why) = qemu_unavailable() {
+/// Runs `scripts/real-boot` with `args` and the binaries under test; the console log, or
+/// `None` when QEMU cannot run here (and the test is allowed to skip).
+fn real_boot(test: &str, args: &[&str]) -> Option<String> {
+    if let Some(why) = qemu_unavailable(args.contains(&"--grub")) {
         assert!(
             std::env::var_os("MENDER_TEST_REQUIRE_QEMU").is_none(),
             "the real-boot test must run here, but {why}"
         );
         eprintln!(
-            "SKIPPED realboot::uboot_full_and_delta_updates_with_rollback: {why} \
-             (scripts/test installs qemu-system-x86 and u-boot-qemu)"
+            "SKIPPED realboot::{test}: {why} (scripts/test installs qemu-system-x86, \
+             u-boot-qemu and ovmf)"
         );
-        return;
+        return None;
     }
     let dir = tempfile::tempdir().unwrap();
     let bin = Path::new(ours()).parent().unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/real-boot");
     let out = Command::new(&script)
+        .args(args)
         .arg(dir.path())
         .env("MENDER_BIN_DIR", bin)
         .output()
         .expect("running scripts/real-boot");
     let console = std::fs::read_to_string(dir.path().join("console.log")).unwrap_or_default();
     let stdout = String::from_utf8_lossy(&out.stdout);
+    let tail: Vec<&str> = console.lines().rev().take(60).collect();
     assert!(
         out.status.success(),
         "scripts/real-boot failed:\n{stdout}\n{}\n--- console.log (end) ---\n{}",
         String::from_utf8_lossy(&out.stderr),
-        console
-            .lines()
-            .rev()
-            .take(60)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect::<Vec<_>>()
-            .join("\n")
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
     );
     eprintln!("{}", stdout.lines().last().unwrap_or_default());
+    Some(console)
+}
 
-    // What U-Boot decided at each of the seven boots, in order.
-    let boots: Vec<&str> = console
+/// What the boot loader decided at each boot, in order.
+fn decisions(console: &str) -> Vec<&str> {
+    console
         .lines()
         .filter(|l| l.starts_with("mender: booting partition") || l.contains("falling back"))
-        .collect();
-    assert_eq!(
-        boots,
-        [
-            "mender: booting partition 2 (upgrade_available=0 bootcount=0)",
-            "mender: booting partition 3 (upgrade_available=1 bootcount=1)",
-            "mender: booting partition 2 (upgrade_available=1 bootcount=1)",
-            "mender: bootcount 2 exceeds bootlimit 1: falling back",
-            "mender: booting partition 3 (upgrade_available=0 bootcount=2)",
-            "mender: booting partition 2 (upgrade_available=1 bootcount=1)",
-            "mender: booting partition 3 (upgrade_available=1 bootcount=1)",
-            "mender: bootcount 2 exceeds bootlimit 1: falling back",
-            "mender: booting partition 2 (upgrade_available=0 bootcount=2)",
-        ],
-        "{console}"
-    );
-    // The running system, as the guest saw it after each boot that reached user space: the
-    // broken images never did, and the boot variables read back from inside agree with U-Boot.
+        .collect()
+}
+
+/// The running system and the boot variables as the guest read them after each boot that
+/// reached user space (the broken images never did), and the commits: refused after each
+/// fallback, as upstream's are, with the committed artifact kept.
+fn check_guest(console: &str, after_fallback: &str) {
     let booted: Vec<&str> = console
         .lines()
         .filter(|l| l.starts_with("@@ booted") || l.starts_with("@@ boot env"))
         .collect();
+    let after = format!("@@ boot env: mender_boot_part=3 {after_fallback} ");
+    let after_a = format!("@@ boot env: mender_boot_part=2 {after_fallback} ");
     assert_eq!(
         booted,
         [
@@ -106,15 +100,14 @@ fn uboot_full_and_delta_updates_with_rollback() {
             "@@ booted release-2 from /dev/vda3",
             "@@ boot env: mender_boot_part=3 upgrade_available=1 bootcount=1 ",
             "@@ booted release-2 from /dev/vda3",
-            "@@ boot env: mender_boot_part=3 upgrade_available=0 bootcount=2 ",
+            &after,
             "@@ booted release-3 from /dev/vda2",
             "@@ boot env: mender_boot_part=2 upgrade_available=1 bootcount=1 ",
             "@@ booted release-3 from /dev/vda2",
-            "@@ boot env: mender_boot_part=2 upgrade_available=0 bootcount=2 ",
+            &after_a,
         ],
         "{console}"
     );
-    // Commit after each fallback refuses, as upstream's does, and the committed artifact stays.
     let exits: Vec<&str> = console
         .lines()
         .filter(|l| l.starts_with("@@ step") && l.contains(" exit "))
@@ -129,4 +122,55 @@ fn uboot_full_and_delta_updates_with_rollback() {
             .count(),
         2
     );
+}
+
+#[test]
+fn uboot_full_and_delta_updates_with_rollback() {
+    let Some(console) = real_boot("uboot_full_and_delta_updates_with_rollback", &[]) else {
+        return;
+    };
+    // U-Boot counts every boot of an update on trial and falls back past bootlimit=1.
+    assert_eq!(
+        decisions(&console),
+        [
+            "mender: booting partition 2 (upgrade_available=0 bootcount=0)",
+            "mender: booting partition 3 (upgrade_available=1 bootcount=1)",
+            "mender: booting partition 2 (upgrade_available=1 bootcount=1)",
+            "mender: bootcount 2 exceeds bootlimit 1: falling back",
+            "mender: booting partition 3 (upgrade_available=0 bootcount=2)",
+            "mender: booting partition 2 (upgrade_available=1 bootcount=1)",
+            "mender: booting partition 3 (upgrade_available=1 bootcount=1)",
+            "mender: bootcount 2 exceeds bootlimit 1: falling back",
+            "mender: booting partition 2 (upgrade_available=0 bootcount=2)",
+        ],
+        "{console}"
+    );
+    check_guest(&console, "upgrade_available=0 bootcount=2");
+}
+
+#[test]
+fn grub_uefi_full_and_delta_updates_with_rollback() {
+    let Some(console) = real_boot(
+        "grub_uefi_full_and_delta_updates_with_rollback",
+        &["--grub"],
+    ) else {
+        return;
+    };
+    // GRUB marks the trial boot with bootcount=1 and falls back when it finds it still so.
+    assert_eq!(
+        decisions(&console),
+        [
+            "mender: booting partition 2 (upgrade_available=0 bootcount=0)",
+            "mender: booting partition 3 (upgrade_available=1 bootcount=1)",
+            "mender: booting partition 2 (upgrade_available=1 bootcount=1)",
+            "mender: bootcount 1: the update was not committed, falling back",
+            "mender: booting partition 3 (upgrade_available=0 bootcount=0)",
+            "mender: booting partition 2 (upgrade_available=1 bootcount=1)",
+            "mender: booting partition 3 (upgrade_available=1 bootcount=1)",
+            "mender: bootcount 1: the update was not committed, falling back",
+            "mender: booting partition 2 (upgrade_available=0 bootcount=0)",
+        ],
+        "{console}"
+    );
+    check_guest(&console, "upgrade_available=0 bootcount=0");
 }
