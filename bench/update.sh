@@ -1,7 +1,9 @@
 #!/bin/bash
 # Benchmarks `mender-update install` against upstream's Go client 3.4 (`mender install`,
-# Debian's mender-client) on the same artifact, from a file and from a loopback HTTP URL:
-# time, throughput and peak RSS. The payload goes to an update module that streams it to
+# Debian's mender-client) on the same artifacts, from a file and from a loopback HTTP URL:
+# time, throughput and peak RSS. Two artifacts of the same payload: upstream's (one gzip
+# member, decompressed on one core by both) and ours (chunked gzip, which ours decompresses
+# on every core). The payload goes to an update module that streams it to
 # /dev/null, so the numbers are the installers', not the disk's. Not a test.
 # Usage: bench/update.sh [PAYLOAD_FILE]   (root: the Go client runs in a mount namespace)
 set -euo pipefail
@@ -15,7 +17,7 @@ if [[ -z $payload ]]; then
   payload=target/bench-rootfs/rootfs-v1.ext4
 fi
 payload=$(readlink -f "$payload")
-cargo build --release -j2 --bin mender-update >/dev/null 2>&1
+cargo build --release -j2 --bin mender-update --bin mender-artifact >/dev/null 2>&1
 ours=$root/target/release/mender-update
 work=$(mktemp -d "$root/target/bench-update-XXXXXX")
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
@@ -44,11 +46,11 @@ cp "$sink" "$work/data/modules/v3/bench-sink"
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work" "$sink"' EXIT
 cp "$payload" "$work/art/payload.img"
 mender-artifact write module-image -T bench-sink -t bench -n bench-1 -f "$work/art/payload.img" \
-  -o "$work/bench.mender" >/dev/null
-size=$(stat -c %s "$work/bench.mender")
+  -o "$work/upstream.mender" >/dev/null
+"$root/target/release/mender-artifact" write module-image -T bench-sink -t bench -n bench-1 \
+  -f "$work/art/payload.img" --no-progress -o "$work/ours.mender" >/dev/null
 ( cd "$work" && exec python3 -m http.server --bind 127.0.0.1 18080 >/dev/null 2>&1 ) &
 sleep 1
-url=http://127.0.0.1:18080/bench.mender
 
 run_ours() { # source
   rm -f "$work/store/standalone-state.json"
@@ -67,15 +69,17 @@ run_go() { # source
 }
 psize=$(stat -c %s "$payload")
 mbs() { awk "BEGIN{ printf \"%.0f\", $psize / 1048576 / $1 }"; }
-echo "artifact: $(awk "BEGIN{printf \"%.1f\", $size/1048576}") MiB (gzip), payload $(basename "$payload")"
-printf "%-28s %8s %8s %10s %8s\n" "install" "time s" "MiB/s*" "peak MiB" "speedup"
-for src in file url; do
-  s=$([[ $src = file ]] && echo "$work/bench.mender" || echo "$url")
-  read -r gt gk < <(run_go "$s")
-  read -r ot ok < <(run_ours "$s")
-  printf "%-28s %8s %8s %10s %8s\n" "upstream 3.4 from $src" "$gt" "$(mbs "$gt")" "$((gk / 1024))" "1.00"
-  printf "%-28s %8s %8s %10s %8s\n" "ours from $src" "$ot" "$(mbs "$ot")" "$((ok / 1024))" \
-    "$(awk "BEGIN{printf \"%.2f\", $gt / $ot}")"
+printf "%-36s %8s %8s %10s %8s\n" "install" "time s" "MiB/s*" "peak MiB" "speedup"
+for art in upstream ours; do
+  echo "$art-written artifact: $(awk "BEGIN{printf \"%.1f\", $(stat -c %s "$work/$art.mender")/1048576}") MiB (gzip), payload $(basename "$payload")"
+  for src in file url; do
+    s=$([[ $src = file ]] && echo "$work/$art.mender" || echo "http://127.0.0.1:18080/$art.mender")
+    read -r gt gk < <(run_go "$s")
+    read -r ot ok < <(run_ours "$s")
+    printf "%-36s %8s %8s %10s %8s\n" "  upstream 3.4 from $src" "$gt" "$(mbs "$gt")" "$((gk / 1024))" "1.00"
+    printf "%-36s %8s %8s %10s %8s\n" "  ours from $src" "$ot" "$(mbs "$ot")" "$((ok / 1024))" \
+      "$(awk "BEGIN{printf \"%.2f\", $gt / $ot}")"
+  done
 done
 echo "stripped mender-update: $(stat -c %s "$ours") bytes"
 echo "* payload MiB per second (uncompressed)"
