@@ -5,15 +5,17 @@
 //! be cut out (upstream's single gzip member or zstd frame) is read on by the sequential
 //! decoder, at its usual speed.
 //!
-//! Memory: at most `cores` units in flight, each at most [`MAX_UNIT_IN`] compressed and
-//! [`MAX_UNIT_OUT`] (4 MiB) decompressed, plus the one being read out: `(cores + 1) × 8.1
-//! MiB` at worst; with our writer's 1 MiB gzip members about `(cores + 1) × 1.5 MiB`, with
-//! its 4 MiB zstd frames about `(cores + 1) × 5.5 MiB`.
+//! Memory: at most one unit in flight per worker (one per core, at most [`MAX_WORKERS`]),
+//! each at most [`MAX_UNIT_IN`] compressed and [`MAX_UNIT_OUT`] (4 MiB) decompressed, plus
+//! the one being read out: `(workers + 1) × 8.1 MiB` at worst; with our writer's 1 MiB gzip
+//! members about `(workers + 1) × 1.5 MiB`, with its 4 MiB zstd frames about
+//! `(workers + 1) × 5.5 MiB`.
 //!
 //! xz is decoded by liblzma's multi-threaded decoder, which decodes the blocks of a stream
 //! in parallel when their headers carry their sizes (ours do); see [`XzReader`].
 
 mod framing;
+mod inflate;
 #[cfg(test)]
 mod tests;
 
@@ -24,7 +26,9 @@ use std::sync::{Arc, Mutex};
 
 use self::framing::{next_gzip, next_zstd, Next, PeekReader};
 pub use self::framing::{MAX_UNIT_IN, MAX_UNIT_OUT};
+use self::inflate::Inflater;
 use super::gunzip::GzipReader;
+use super::pchunk::SIZED_HEADER_LEN;
 
 /// The chunked codecs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +45,10 @@ pub const ZSTD_WINDOW_LOG_MAX: u32 = 27;
 
 /// Input read ahead for the scanners and the sequential decoders.
 const PEEK_BUF: usize = 256 << 10;
+
+/// Most workers one decoder starts: four inflate (decode) faster than one SHA-256 chain
+/// hashes, so more would only hold more memory (a server validates several uploads at once).
+pub const MAX_WORKERS: usize = 4;
 
 /// A unit for a worker: compressed bytes, a buffer for the output and its expected size.
 struct Job {
@@ -66,12 +74,10 @@ enum Pending {
     Failed(io::Error),
 }
 
-fn decode(
-    job: &mut Job,
-    gz: &mut libdeflater::Decompressor,
-    zs: &mut zstd::bulk::Decompressor,
-) -> io::Result<()> {
+fn decode(job: &mut Job, gz: &mut Inflater, zs: &mut zstd::bulk::Decompressor) -> io::Result<()> {
     job.out.clear();
+    // Exactly the declared size: a recycled buffer does not grow past what a unit needs.
+    job.out.reserve_exact(job.size);
     job.out.resize(job.size, 0);
     let bad = |codec: &str, what: String| {
         io::Error::new(
@@ -84,15 +90,17 @@ fn decode(
     };
     match job.codec {
         Codec::Gzip => {
-            // libdeflate checks the CRC-32 and the length in the trailer.
-            let n = gz.gzip_decompress(&job.input, &mut job.out).map_err(|e| {
-                bad(
-                    "gzip",
-                    format!("corrupt data ({e}; deflate, CRC-32 or length mismatch)"),
-                )
-            })?;
-            if n != job.size {
-                return Err(bad("gzip", "length mismatch (corrupt data)".into()));
+            // The member is exactly our header, raw deflate data that must end where the
+            // trailer begins (a size that runs into the next member is corruption, not a
+            // member to skip), then the CRC-32 and length of the data.
+            let input = &job.input;
+            let body = &input[SIZED_HEADER_LEN..input.len() - 8];
+            let trailer = &input[input.len() - 8..];
+            gz.inflate_exact(body, &mut job.out)
+                .map_err(|what| bad("gzip", what.into()))?;
+            let crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
+            if crc32fast::hash(&job.out) != crc {
+                return Err(bad("gzip", "CRC-32 mismatch (corrupt data)".into()));
             }
         }
         Codec::Zstd => {
@@ -116,22 +124,20 @@ fn spawn_workers(n: usize) -> io::Result<SyncSender<Job>> {
         let rx = Arc::clone(&rx);
         let mut zs = zstd::bulk::Decompressor::new()?;
         zs.window_log_max(ZSTD_WINDOW_LOG_MAX)?;
+        let mut gz = Inflater::new()?;
         std::thread::Builder::new()
             .name("decompress".into())
-            .spawn(move || {
-                let mut gz = libdeflater::Decompressor::new();
-                loop {
-                    let job = match rx.lock() {
-                        Ok(guard) => guard.recv(),
-                        Err(_) => return,
-                    };
-                    let Ok(mut job) = job else { return };
-                    let result = decode(&mut job, &mut gz, &mut zs);
-                    let Job {
-                        input, out, done, ..
-                    } = job;
-                    let _ = done.send((result.map(|()| out), input));
-                }
+            .spawn(move || loop {
+                let job = match rx.lock() {
+                    Ok(guard) => guard.recv(),
+                    Err(_) => return,
+                };
+                let Ok(mut job) = job else { return };
+                let result = decode(&mut job, &mut gz, &mut zs);
+                let Job {
+                    input, out, done, ..
+                } = job;
+                let _ = done.send((result.map(|()| out), input));
             })?;
     }
     Ok(tx)
@@ -159,14 +165,14 @@ pub struct ParallelDecoder<'a, R: Read + 'a> {
 }
 
 impl<'a, R: Read + 'a> ParallelDecoder<'a, R> {
-    /// Decodes `r` with `codec` on up to `threads` workers (started when the first unit that
-    /// can be cut out is seen).
+    /// Decodes `r` with `codec` on up to `threads` workers, at most [`MAX_WORKERS`] (started
+    /// when the first unit that can be cut out is seen).
     pub fn new(codec: Codec, r: R, threads: usize) -> Self {
         ParallelDecoder {
             codec,
             input: Some(PeekReader::new(r, PEEK_BUF)),
             sequential: None,
-            threads: threads.max(1),
+            threads: threads.clamp(1, MAX_WORKERS),
             jobs: None,
             pending: VecDeque::new(),
             current: Vec::new(),
@@ -178,28 +184,35 @@ impl<'a, R: Read + 'a> ParallelDecoder<'a, R> {
         }
     }
 
-    /// Cuts the next unit out of the input and queues it; false when there are no more.
-    fn scan_one(&mut self) -> io::Result<bool> {
+    /// Cuts the next unit out of the input and queues it; false when there are no more. An
+    /// error is queued too, to come out after everything before it.
+    fn scan_one(&mut self) -> bool {
+        match self.try_scan_one() {
+            Ok(more) => more,
+            Err(e) => {
+                self.pending.push_back(Pending::Failed(e));
+                self.input = None;
+                false
+            }
+        }
+    }
+
+    fn try_scan_one(&mut self) -> io::Result<bool> {
         let Some(input) = self.input.as_mut() else {
             return Ok(false);
         };
         let offset = input.offset;
         let mut unit = self.free_in.pop().unwrap_or_default();
         let next = match self.codec {
-            Codec::Gzip => next_gzip(input, &mut unit),
-            Codec::Zstd => next_zstd(input, &mut unit),
+            Codec::Gzip => next_gzip(input, &mut unit)?,
+            Codec::Zstd => next_zstd(input, &mut unit)?,
         };
         match next {
-            Err(e) => {
-                self.pending.push_back(Pending::Failed(e));
+            Next::End => {
                 self.input = None;
                 Ok(false)
             }
-            Ok(Next::End) => {
-                self.input = None;
-                Ok(false)
-            }
-            Ok(Next::Sequential) => {
+            Next::Sequential => {
                 let r = self.input.take().expect("input present");
                 self.sequential = Some(match self.codec {
                     Codec::Gzip => Box::new(GzipReader::new(r)),
@@ -207,7 +220,7 @@ impl<'a, R: Read + 'a> ParallelDecoder<'a, R> {
                 });
                 Ok(false)
             }
-            Ok(Next::Unit { out }) if out > MAX_UNIT_OUT => {
+            Next::Unit { out } if out > MAX_UNIT_OUT => {
                 // Larger than a worker's buffer: decoded here as it is read, from memory.
                 let r: Box<dyn Read> = match self.codec {
                     Codec::Gzip => Box::new(GzipReader::new(io::Cursor::new(unit))),
@@ -216,7 +229,7 @@ impl<'a, R: Read + 'a> ParallelDecoder<'a, R> {
                 self.pending.push_back(Pending::Inline(r));
                 Ok(true)
             }
-            Ok(Next::Unit { out }) => {
+            Next::Unit { out } => {
                 if self.jobs.is_none() {
                     self.jobs = Some(spawn_workers(self.threads)?);
                 }
@@ -242,13 +255,12 @@ impl<'a, R: Read + 'a> ParallelDecoder<'a, R> {
 
     /// Keeps the workers busy: as many units in flight as there are workers (one more
     /// costs a unit's memory for no measurable speed).
-    fn fill_pipeline(&mut self) -> io::Result<()> {
+    fn fill_pipeline(&mut self) {
         while !self.scanned && self.pending.len() < self.threads {
-            if !self.scan_one()? {
+            if !self.scan_one() {
                 self.scanned = true;
             }
         }
-        Ok(())
     }
 }
 
@@ -281,7 +293,7 @@ impl<'a, R: Read + 'a> Read for ParallelDecoder<'a, R> {
                 self.free_out.push(std::mem::take(&mut self.current));
                 self.pos = 0;
             }
-            self.fill_pipeline()?;
+            self.fill_pipeline();
             match self.pending.pop_front() {
                 Some(Pending::Job(rx)) => {
                     let (out, input) = rx

@@ -141,6 +141,22 @@ fn bad(codec: &str, offset: u64, msg: &str) -> io::Error {
     )
 }
 
+/// The input ending early is a truncated unit; any other error (a failed read from a disk or
+/// a network) is passed on as it is.
+fn truncated(
+    codec: &'static str,
+    offset: u64,
+    msg: &'static str,
+) -> impl Fn(io::Error) -> io::Error {
+    move |e| {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            bad(codec, offset, msg)
+        } else {
+            e
+        }
+    }
+}
+
 /// Takes the next gzip member into `unit` when its header records its size.
 pub fn next_gzip<R: Read>(r: &mut PeekReader<R>, unit: &mut Vec<u8>) -> io::Result<Next> {
     let offset = r.offset;
@@ -168,8 +184,9 @@ pub fn next_gzip<R: Read>(r: &mut PeekReader<R>, unit: &mut Vec<u8>) -> io::Resu
         return Ok(Next::Sequential);
     }
     unit.clear();
+    unit.reserve_exact(len);
     r.take(len, unit)
-        .map_err(|_| bad("gzip", offset, "truncated member"))?;
+        .map_err(truncated("gzip", offset, "truncated member"))?;
     let isize = &unit[len - 4..];
     let out = u32::from_le_bytes([isize[0], isize[1], isize[2], isize[3]]) as usize;
     Ok(Next::Unit { out })
@@ -192,8 +209,11 @@ pub fn next_zstd<R: Read>(r: &mut PeekReader<R>, unit: &mut Vec<u8>) -> io::Resu
         let magic = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
         if magic & 0xFFFF_FFF0 == 0x184D_2A50 {
             let size = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
-            r.skip(8 + u64::from(size))
-                .map_err(|_| bad("zstd", offset, "truncated skippable frame"))?;
+            r.skip(8 + u64::from(size)).map_err(truncated(
+                "zstd",
+                offset,
+                "truncated skippable frame",
+            ))?;
             continue;
         }
         if magic != ZSTD_MAGIC {
@@ -231,12 +251,17 @@ pub fn next_zstd<R: Read>(r: &mut PeekReader<R>, unit: &mut Vec<u8>) -> io::Resu
             return Ok(Next::Sequential);
         }
         let checksum = fhd & 0x04 != 0;
+        // Room for the whole frame at once: its blocks hold at most the content and three bytes
+        // of header per 128 KiB block (raw blocks), then the checksum.
         unit.clear();
+        unit.reserve_exact(
+            (header + fcs as usize + (fcs as usize / (128 << 10) + 1) * 3 + 4).min(MAX_UNIT_IN),
+        );
         r.take(header, unit)?;
         loop {
             let at = r.offset;
             r.take(3, unit)
-                .map_err(|_| bad("zstd", at, "truncated frame"))?;
+                .map_err(truncated("zstd", at, "truncated frame"))?;
             let b = &unit[unit.len() - 3..];
             let bh = u32::from(b[0]) | u32::from(b[1]) << 8 | u32::from(b[2]) << 16;
             let last = bh & 1 != 0;
@@ -254,7 +279,7 @@ pub fn next_zstd<R: Read>(r: &mut PeekReader<R>, unit: &mut Vec<u8>) -> io::Resu
                 ));
             }
             r.take(body, unit)
-                .map_err(|_| bad("zstd", at, "truncated frame"))?;
+                .map_err(truncated("zstd", at, "truncated frame"))?;
             if last {
                 break;
             }
@@ -262,7 +287,7 @@ pub fn next_zstd<R: Read>(r: &mut PeekReader<R>, unit: &mut Vec<u8>) -> io::Resu
         if checksum {
             let at = r.offset;
             r.take(4, unit)
-                .map_err(|_| bad("zstd", at, "truncated frame checksum"))?;
+                .map_err(truncated("zstd", at, "truncated frame checksum"))?;
         }
         return Ok(Next::Unit { out: fcs as usize });
     }

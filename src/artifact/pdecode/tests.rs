@@ -160,6 +160,20 @@ fn damage_is_found_after_the_good_data_before_it() {
         .0
         .to_string()
         .contains("shorter than"));
+    // A size that covers the next member too: two members of zeros are alike to the byte,
+    // so the trailer at the end of the claimed length matches the first member's data; the
+    // deflate data must still end where the size says.
+    let zeros = ours_gzip(&vec![0u8; 3 << 18], 1 << 18);
+    let one = u32::from_le_bytes(zeros[16..20].try_into().unwrap());
+    let mut bad = zeros.clone();
+    bad[16..20].copy_from_slice(&(2 * one).to_le_bytes());
+    let (e, got) = damaged(Codec::Gzip, &bad);
+    assert!(
+        e.to_string()
+            .contains("member size does not match its deflate data"),
+        "{e}"
+    );
+    assert_eq!(got, 0);
 
     let zs = ours_zstd(&data, 1 << 18);
     let (e, _) = damaged(Codec::Zstd, &zs[..zs.len() - 3]);
