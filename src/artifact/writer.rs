@@ -255,4 +255,5 @@ fn member_meta(name: &str, size: u64, owner: (u64, u64)) -> EntryMeta {
 
 mod datatar;
 mod stream;
+pub(crate) use stream::umask;
 pub use stream::write_artifact;

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use gptman::{GPTPartitionEntry, GPT};
@@ -102,6 +102,17 @@ pub fn build(spec: &DiskSpec, output: &Path) -> Result<()> {
         }
     }
     let out_err = |e: std::io::Error| FsError(format!("{}: {e}", output.display()));
+    // A device node (or anything else but a file) is not replaced by a file of that name.
+    match std::fs::metadata(output) {
+        Ok(m) if !m.is_file() => {
+            return Err(FsError(format!(
+                "{}: exists and is not a regular file; write the image to a file, then copy it \
+                 to the device (dd, bmaptool)",
+                output.display()
+            )))
+        }
+        _ => {}
+    }
     let dir = match output.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -135,6 +146,11 @@ pub fn build(spec: &DiskSpec, output: &Path) -> Result<()> {
             file.write_all_at(&copy, *offset).map_err(out_err)?;
         }
     }
+    // The mode a plain create would give, not the temp file's 0600.
+    file.set_permissions(std::fs::Permissions::from_mode(
+        0o666 & !crate::artifact::writer::umask(),
+    ))
+    .map_err(out_err)?;
     file.sync_all().map_err(out_err)?;
     tmp.persist(output).map_err(|e| out_err(e.error))?;
     File::open(dir)

@@ -103,14 +103,39 @@ pub struct Layout {
     pub total: u64,
 }
 
-fn round_up(v: u64, to: u64) -> u64 {
-    v.div_ceil(to) * to
+/// The smallest alignment taken: room for a GPT (34 sectors) before the first partition and
+/// after the last.
+pub const MIN_ALIGNMENT: u64 = 64 << 10;
+
+fn too_large() -> FsError {
+    FsError("the sizes add up to more than a disk can hold".into())
 }
 
-fn check_multiple(what: &str, v: u64, of: u64) -> Result<()> {
-    if v == 0 || v % of != 0 {
+fn round_up(v: u64, to: u64) -> Result<u64> {
+    v.div_ceil(to).checked_mul(to).ok_or_else(too_large)
+}
+
+fn add(a: u64, b: u64) -> Result<u64> {
+    a.checked_add(b).ok_or_else(too_large)
+}
+
+fn check_alignment(a: u64) -> Result<()> {
+    if a < MIN_ALIGNMENT || a % SECTOR != 0 {
         return Err(FsError(format!(
-            "{what} {v} must be a positive multiple of {of} bytes"
+            "alignment {a} must be a multiple of {SECTOR} bytes and at least {MIN_ALIGNMENT}"
+        )));
+    }
+    Ok(())
+}
+
+/// The largest U-Boot environment copy taken (boards use 16 to 256 KiB).
+pub const MAX_UBOOT_ENV_SIZE: u64 = 16 << 20;
+
+fn check_env_size(env: u64) -> Result<()> {
+    if env < 1024 || env % SECTOR != 0 || env > MAX_UBOOT_ENV_SIZE {
+        return Err(FsError(format!(
+            "U-Boot environment size {env} must be a multiple of {SECTOR} bytes from 1 KiB to \
+             16 MiB"
         )));
     }
     Ok(())
@@ -125,7 +150,7 @@ impl Layout {
     /// backup table lives.
     pub fn plan(table: Table, sizes: Sizes) -> Result<Layout> {
         let a = sizes.alignment;
-        check_multiple("alignment", a, SECTOR)?;
+        check_alignment(a)?;
         for (what, size) in [
             ("boot partition", sizes.boot),
             ("root filesystem partition", sizes.rootfs),
@@ -138,10 +163,10 @@ impl Layout {
         let mut offset = a;
         let uboot_env = match sizes.uboot_env {
             Some(env) => {
-                check_multiple("U-Boot environment size", env, SECTOR)?;
-                let slot = round_up(env, a);
-                let copies = [offset, offset + slot];
-                offset += 2 * slot;
+                check_env_size(env)?;
+                let slot = round_up(env, a)?;
+                let copies = [offset, add(offset, slot)?];
+                offset = add(copies[1], slot)?;
                 Some((copies, env))
             }
             None => None,
@@ -151,19 +176,20 @@ impl Layout {
             Role::RootfsA | Role::RootfsB => sizes.rootfs,
             Role::Data => sizes.data,
         };
-        let parts = Role::ALL.map(|role| {
-            let size = round_up(wanted(role), a);
-            let part = Part {
+        let mut parts = Vec::with_capacity(4);
+        for role in Role::ALL {
+            let size = round_up(wanted(role), a)?;
+            parts.push(Part {
                 role,
                 start: offset,
                 size,
-            };
-            offset += size;
-            part
-        });
+            });
+            offset = add(offset, size)?;
+        }
+        let parts: [Part; 4] = parts.try_into().expect("four roles");
         let total = match table {
             Table::Mbr => offset,
-            Table::Gpt => offset + a,
+            Table::Gpt => add(offset, a)?,
         };
         if table == Table::Mbr && total / SECTOR > u64::from(u32::MAX) {
             return Err(FsError(format!(
@@ -185,9 +211,18 @@ impl Layout {
     /// down to the alignment.
     pub fn rootfs_size_for(storage: u64, sizes: Sizes) -> Result<u64> {
         let a = sizes.alignment;
-        check_multiple("alignment", a, SECTOR)?;
-        let env = sizes.uboot_env.map_or(0, |e| 2 * round_up(e, a));
-        let fixed = 2 * a + env + round_up(sizes.boot, a) + round_up(sizes.data, a);
+        check_alignment(a)?;
+        let env = match sizes.uboot_env {
+            Some(e) => {
+                check_env_size(e)?;
+                round_up(e, a)?.checked_mul(2).ok_or_else(too_large)?
+            }
+            None => 0,
+        };
+        let fixed = add(
+            add(a.checked_mul(2).ok_or_else(too_large)?, env)?,
+            add(round_up(sizes.boot, a)?, round_up(sizes.data, a)?)?,
+        )?;
         let each = storage.saturating_sub(fixed) / 2 / a * a;
         if each == 0 {
             return Err(FsError(format!(
@@ -299,11 +334,22 @@ mod tests {
     #[test]
     fn refuses_what_cannot_be_laid_out() {
         assert!(Layout::rootfs_size_for(100 * MIB, defaults(0, true)).is_err());
-        let odd = Sizes {
-            alignment: 1000,
-            ..defaults(MIB, false)
+        for alignment in [1000, 4096, (1 << 20) + 1] {
+            let odd = Sizes {
+                alignment,
+                ..defaults(MIB, false)
+            };
+            assert!(Layout::plan(Table::Mbr, odd).is_err(), "{alignment}");
+        }
+        // Sizes that overflow are refused, not wrapped.
+        assert!(Layout::plan(Table::Gpt, defaults(1 << 63, false)).is_err());
+        assert!(Layout::plan(Table::Gpt, defaults(u64::MAX - 100, false)).is_err());
+        let huge_env = Sizes {
+            uboot_env: Some(1 << 40),
+            ..defaults(MIB, true)
         };
-        assert!(Layout::plan(Table::Mbr, odd).is_err());
+        assert!(Layout::plan(Table::Mbr, huge_env).is_err());
+        assert!(Layout::rootfs_size_for(u64::MAX, huge_env).is_err());
         assert!(Layout::plan(Table::Mbr, defaults(0, false)).is_err());
         assert!(Layout::plan(Table::Mbr, defaults(4 << 40, false)).is_err());
         assert!(Layout::plan(Table::Gpt, defaults(4 << 40, false)).is_ok());

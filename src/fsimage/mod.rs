@@ -199,9 +199,25 @@ impl Filesystem {
     }
 }
 
+/// `tool` from `PATH`, or from `/usr/sbin` or `/sbin` (where e2fsprogs and dosfstools put
+/// theirs, which a user's `PATH` may lack).
+fn program(tool: &str) -> PathBuf {
+    let in_path = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()));
+    if !in_path {
+        for dir in ["/usr/sbin", "/sbin"] {
+            let p = Path::new(dir).join(tool);
+            if p.is_file() {
+                return p;
+            }
+        }
+    }
+    PathBuf::from(tool)
+}
+
 /// Runs `tool` and returns (success, stdout, stderr); a missing tool is a clear error.
 fn run(tool: &str, args: &[&str], env: &[(&str, &str)]) -> Result<(bool, Vec<u8>, String)> {
-    let out = Command::new(tool)
+    let out = Command::new(program(tool))
         .args(args)
         .envs(env.iter().copied())
         .stdin(Stdio::null())
@@ -227,7 +243,7 @@ fn run_streaming(
     out: &mut dyn Write,
     quiet: impl Fn(&str) -> bool,
 ) -> Result<()> {
-    let mut child = Command::new(tool)
+    let mut child = Command::new(program(tool))
         .args(args)
         .envs(env.iter().copied())
         .stdin(Stdio::null())

@@ -109,7 +109,19 @@ fn sdimg_with_uboot_environment() {
         run.stdout
     );
     let img = d.join("core.sdimg");
-    assert_eq!(std::fs::metadata(&img).unwrap().len(), 248 * MIB);
+    let meta = std::fs::metadata(&img).unwrap();
+    assert_eq!(meta.len(), 248 * MIB);
+    // The mode a plain create gives (not the temp file's 0600).
+    let umask = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Umask:"))
+        .map(|v| u32::from_str_radix(v.trim(), 8).unwrap())
+        .unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o666 & !umask
+    );
     let table = sfdisk_dump(&img);
     for line in [
         "label: dos",
@@ -233,7 +245,7 @@ fn bad_input_leaves_nothing() {
     let d = t.path();
     let image = rootfs(d, "release-1", "20M");
     std::fs::write(d.join("keep.sdimg"), b"old").unwrap();
-    let cases: [(&[&str], i32, &str); 6] = [
+    let cases: [(&[&str], i32, &str); 9] = [
         (
             &["-r", "release-1.ext4", "--rootfs-size", "8M"],
             1,
@@ -252,10 +264,24 @@ fn bad_input_leaves_nothing() {
             2,
             "not a U-Boot environment variable name",
         ),
+        (
+            &["-r", &image, "--rootfs-size", "8388608T"],
+            2,
+            "more than a disk can hold",
+        ),
+        (
+            &["-r", &image, "--uboot-env-init", "--uboot-env-size", "16G"],
+            2,
+            "U-Boot environment size",
+        ),
+        (&["-r", &image, "-o", "/dev/null"], 1, "not a regular file"),
     ];
     for (args, code, message) in cases {
-        let mut all = vec!["disk-image", "-o", "keep.sdimg"];
+        let mut all = vec!["disk-image"];
         all.extend_from_slice(args);
+        if !args.contains(&"-o") {
+            all.extend(["-o", "keep.sdimg"]);
+        }
         let run = ma(d, &all);
         assert_eq!(run.code, code, "{args:?}: {}", run.stderr);
         assert!(run.stderr.contains(message), "{args:?}: {}", run.stderr);
@@ -280,22 +306,27 @@ fn bad_input_leaves_nothing() {
         ],
     );
     assert_eq!(run.code, 1, "{}", run.stderr);
+    // A boot folder that does not fit its partition: mcopy fails once the image is begun.
+    std::fs::create_dir_all(d.join("bigboot")).unwrap();
+    std::fs::write(d.join("bigboot/blob"), vec![7u8; 3 << 20]).unwrap();
     let run = ma(
         d,
         &[
             "disk-image",
             "-r",
             &image,
+            "--boot",
+            "bigboot",
             "--boot-size",
-            "4k",
+            "2M",
             "--alignment",
-            "4k",
+            "1M",
             "-o",
             "keep.sdimg",
         ],
     );
     assert_eq!(run.code, 1, "{}", run.stderr);
-    assert!(run.stderr.contains("mkfs.vfat"), "{}", run.stderr);
+    assert!(run.stderr.contains("mcopy"), "{}", run.stderr);
     let left: Vec<_> = std::fs::read_dir(d)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -63,7 +63,7 @@ fn write_data_tar<W: Write>(
 }
 
 /// The process umask, for giving the finished file the mode a plain `create` would.
-fn umask() -> u32 {
+pub(crate) fn umask() -> u32 {
     fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
