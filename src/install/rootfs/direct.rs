@@ -8,7 +8,9 @@
 //! bypasses the cache and returns what the medium holds. `O_DIRECT` wants the file offset,
 //! the length and the buffer address aligned to the device's logical block size, so reads go
 //! through an aligned window; files that refuse `O_DIRECT` (a partition stood in for by a file
-//! on tmpfs) are read normally.
+//! on tmpfs) are read normally. (An `O_DIRECT` read first writes back dirty cached pages of
+//! its range; the journal superblock's cached copy is changed but never marked dirty on a
+//! read-only mount, so nothing is written and the medium's bytes are read.)
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
