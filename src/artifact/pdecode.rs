@@ -162,6 +162,9 @@ pub struct ParallelDecoder<'a, R: Read + 'a> {
     free_out: Vec<Vec<u8>>,
     /// No more units: the input ended or a sequential decoder takes over after `pending`.
     scanned: bool,
+    /// An error was returned: the stream is not read on past it (the units after a corrupt
+    /// one would come out as if nothing were missing).
+    failed: bool,
 }
 
 impl<'a, R: Read + 'a> ParallelDecoder<'a, R> {
@@ -181,6 +184,7 @@ impl<'a, R: Read + 'a> ParallelDecoder<'a, R> {
             free_in: Vec::new(),
             free_out: Vec::new(),
             scanned: false,
+            failed: false,
         }
     }
 
@@ -272,6 +276,27 @@ fn zstd_sequential<'a, R: BufRead + 'a>(r: R) -> io::Result<Box<dyn Read + 'a>> 
 
 impl<'a, R: Read + 'a> Read for ParallelDecoder<'a, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.failed {
+            return Err(io::Error::other(
+                "decompression: reader used after an error",
+            ));
+        }
+        let result = self.read_on(buf);
+        if result.is_err() {
+            self.failed = true;
+            // What is queued is dropped; the workers stop with the job channel.
+            self.pending.clear();
+            self.jobs = None;
+            self.input = None;
+            self.sequential = None;
+            self.inline = None;
+        }
+        result
+    }
+}
+
+impl<'a, R: Read + 'a> ParallelDecoder<'a, R> {
+    fn read_on(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
         }

@@ -110,6 +110,7 @@ fn units_larger_than_a_worker_buffer_are_decoded_inline() {
 }
 
 /// Decodes `input`, which must fail, and returns the error and how many bytes came first.
+/// Reading on after the error fails too.
 fn damaged(codec: Codec, input: &[u8]) -> (io::Error, usize) {
     let mut d = ParallelDecoder::new(codec, input, 2);
     let mut got = 0;
@@ -118,7 +119,10 @@ fn damaged(codec: Codec, input: &[u8]) -> (io::Error, usize) {
         match d.read(&mut buf) {
             Ok(0) => panic!("{codec:?}: damaged input decoded without an error"),
             Ok(n) => got += n,
-            Err(e) => return (e, got),
+            Err(e) => {
+                assert!(d.read(&mut buf).is_err(), "{codec:?}: read on after {e}");
+                return (e, got);
+            }
         }
     }
 }
